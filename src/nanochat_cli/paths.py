@@ -1,0 +1,100 @@
+"""Every on-disk location, derived from `Config.home`. Nothing else in the package builds paths.
+
+Layout (DESIGN.md): base_data/ tokenizer/ checkpoints/{base,mid,sft}/d{depth}/ eval_bundle/ datasets/
+tiktoken/ wandb/ runs/<run-id>/. Getters never create directories (no side effects); writers call
+`ensure_dir` or `atomic_write_*`, which make the parent first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+PHASES = ("base", "mid", "sft")
+
+
+class Paths:
+    def __init__(self, home: Path | str):
+        self.home = Path(home).expanduser()
+
+    @classmethod
+    def of(cls, cfg) -> "Paths":
+        return cls(cfg.home)
+
+    @property
+    def base_data(self) -> Path:
+        return self.home / "base_data"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.home / "tokenizer"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.home / "checkpoints"
+
+    def checkpoint_dir(self, phase: str, depth: int) -> Path:
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}")
+        return self.checkpoints / phase / f"d{depth}"
+
+    @property
+    def eval_bundle(self) -> Path:
+        return self.home / "eval_bundle"
+
+    @property
+    def datasets(self) -> Path:
+        """HF cache root (HF_HOME / HF_DATASETS_CACHE point here)."""
+        return self.home / "datasets"
+
+    @property
+    def tiktoken(self) -> Path:
+        return self.home / "tiktoken"
+
+    @property
+    def wandb(self) -> Path:
+        return self.home / "wandb"
+
+    @property
+    def runs(self) -> Path:
+        return self.home / "runs"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs / run_id
+
+    @property
+    def word_list(self) -> Path:
+        return self.home / "words_alpha.txt"
+
+
+def ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over `path`: a crash leaves
+    either the old file or the new one, never a torn one."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
