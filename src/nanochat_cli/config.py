@@ -69,6 +69,9 @@ class TokenizerConfig(Section):
     """Characters of the base corpus used to train the BPE tokenizer (nanochat: 2 B)."""
     doc_cap: int = Field(10_000, ge=10)
     """Longest document prefix, in characters, that tokenizer training reads."""
+    kind: Literal["bpe", "byte"] = "bpe"
+    """Which tokenizer training uses: `bpe` (trained by `nanochat tokenizer train`) or `byte` (the 256 byte
+    ids + special tokens; no training, for learn mode and quick tests)."""
 
 
 class DataConfig(Section):
