@@ -41,9 +41,9 @@ class ModelConfig(Section):
     depth: int = Field(20, ge=1, le=128)
     """Number of transformer blocks; the width is depth × aspect_ratio (nanochat's d20 = 1280 wide)."""
     aspect_ratio: int = Field(64, ge=8, le=1024)
-    """Width per layer of depth: width = depth × aspect_ratio (nanochat: 64)."""
+    """Width per layer of depth: width = depth × aspect_ratio, rounded up to a multiple of head_dim."""
     head_dim: int = Field(128, ge=8, le=512)
-    """Dimension of one attention head; the width must be a multiple of it."""
+    """Dimension of one attention head; heads = width / head_dim."""
     n_kv_heads: int | None = Field(None, ge=1)
     """Key/value heads for grouped-query attention; unset = as many as query heads (no GQA)."""
     seq_len: int = Field(2048, ge=8, le=131072)
@@ -55,7 +55,9 @@ class ModelConfig(Section):
 
     @property
     def width(self) -> int:
-        return self.depth * self.aspect_ratio
+        # As nanochat does: round depth × aspect_ratio up to whole heads, so any depth works with any
+        # head_dim (d7 × 64 = 448 becomes 512 = 4 heads of 128) instead of rejecting the combination.
+        return -(-self.depth * self.aspect_ratio // self.head_dim) * self.head_dim
 
     @property
     def n_heads(self) -> int:
@@ -240,9 +242,6 @@ class Config(BaseSettings):
     @model_validator(mode="after")
     def _check_combinations(self) -> "Config":
         m, t = self.model, self.train
-        if m.width % m.head_dim:
-            raise ValueError(f"model width {m.width} (depth {m.depth} × aspect_ratio {m.aspect_ratio}) is not a "
-                             f"multiple of model.head_dim {m.head_dim}; pick a head_dim that divides it")
         if m.n_kv_heads is not None and m.n_heads % m.n_kv_heads:
             raise ValueError(f"model.n_kv_heads {m.n_kv_heads} must divide the {m.n_heads} query heads")
         world = self.dist.nproc * self.dist.nnodes
