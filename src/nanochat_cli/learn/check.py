@@ -510,7 +510,7 @@ class Session:
 
     def kv_check(self) -> None:
         comp = BY_NAME["kv-cache"]
-        if not hasattr(self.user, "KVCache"):
+        if not hasattr(self.user, "KVCache") or (comp.name in self.todo and not self.stop_first):
             return
         cfg = harness.TINY
         prompt = self.idx[:1, :8]

@@ -45,7 +45,9 @@ def finding_text(f, hint_cmd: str = "nanochat learn hint") -> list[str]:
 def checklist_lines(results: dict) -> list[str]:
     lines = []
     for i, c in enumerate(COMPONENTS, 1):
-        status, note = results.get(c.name, ("todo", ""))
+        if c.name not in results:
+            continue
+        status, note = results[c.name]
         lines.append(f"  {MARK.get(status, '·')} {i:2d}. {c.name:<13} {status:<8} {note}")
     return lines
 
