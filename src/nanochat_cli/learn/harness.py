@@ -67,3 +67,25 @@ def reference_model(seed: int = SEED):
     torch.manual_seed(seed)
     model.init_weights()
     return model
+
+
+@torch.no_grad()
+def perturb(model, seed: int = SEED + 1):
+    """Make the weights informative for checking: at the reference init the output projections are zero
+    (every attention/MLP output is 0, so any bug there would pass) and the lm_head is ~0 (the softcap
+    would be invisible). Every parameter gets seeded noise of about its own scale (at least 1/√fan_in);
+    the lm_head gets std 1 so logits reach the softcap's range. Both models get the same weights."""
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if not p.is_floating_point():
+            continue
+        if p.dim() >= 2:
+            scale = max(float(p.float().std()), p.shape[-1] ** -0.5)
+        else:
+            scale = 0.05
+        noise = torch.randn(p.shape, generator=g, dtype=torch.float32) * scale
+        if name.endswith("lm_head.weight"):
+            noise = torch.randn(p.shape, generator=g, dtype=torch.float32)
+            p.zero_()
+        p.add_(noise.to(p.dtype))
+    return model
