@@ -201,6 +201,12 @@ def watch(workspace: DirArg = None,
     from nanochat_cli.learn import watch as watchmod
     from nanochat_cli.learn import workspace as wsmod
 
+    import sys
+
+    def show(text: str) -> None:
+        output.result(text)
+        sys.stdout.flush()  # a pipe or a tee'd log sees each run as it happens
+
     ws = wsmod.require(workspace)
-    runs = watchmod.watch(ws, interval, on_message=output.info, on_report=output.result)
+    runs = watchmod.watch(ws, interval, on_message=output.info, on_report=show)
     output.info(f"stopped watching after {runs} run(s)")

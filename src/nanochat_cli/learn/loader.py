@@ -75,16 +75,16 @@ def load_user_model_class(path: Path | str) -> type:
     from nanochat_cli.learn import source
     from nanochat_cli.learn.components import COMPONENTS
 
-    text = path.read_text(encoding="utf-8")
-    todo = [c.name for c in COMPONENTS if source.is_todo(text, c)]
-    if todo:
-        raise UsageError(f"{path} still has TODOs: {', '.join(todo)}",
-                         f"implement them (`nanochat learn step {path.parent}`) before training with --model")
     cls = getattr(module, "GPT", None)
     import torch
 
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
         raise UsageError(f"{path} has no class `GPT` (a torch.nn.Module)", "keep the class name of the skeleton")
+    text = path.read_text(encoding="utf-8")
+    todo = [c.name for c in COMPONENTS if source.is_todo(text, c)]
+    if todo:
+        raise UsageError(f"{path} still has TODOs: {', '.join(todo)}",
+                         f"implement them (`nanochat learn step {path.parent}`) before training with --model")
     for method in ("init_weights", "forward"):
         if not callable(getattr(cls, method, None)):
             raise UsageError(f"{path}: GPT has no method `{method}`", "keep the methods of the skeleton")
