@@ -138,3 +138,13 @@ def test_watch_reruns_on_change_and_stops_on_ctrl_c(home, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_bench_learn_reports_the_step_time(run_cli):
+    import json
+
+    r = run_cli("bench", "learn", "--json", "--repeats", "1")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["learn_step_seconds"] > 0 and data["learn_step_exit_code"] == 1
+    assert data["complete_step_exit_code"] == 0 and data["target_seconds"] == 3.0

@@ -24,6 +24,7 @@ import torch
 
 from nanochat_cli.learn import fingerprints, harness, loader, source
 from nanochat_cli.learn.components import BY_NAME, COMPONENTS
+from nanochat_cli.learn.progress import NOT_REACHED
 from nanochat_cli.learn.trace import Tracer, bind_inputs, describe, detach, locate_exception
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -225,7 +226,7 @@ class Session:
                 if comp.name in self.todo:
                     self.results[comp.name] = ("todo", "not implemented")
                 else:
-                    self.results[comp.name] = ("todo", "written; not reached yet")
+                    self.results[comp.name] = ("todo", NOT_REACHED)
         ordered = {c.name: self.results[c.name] for c in COMPONENTS}
         return Report(str(self.file.parent), self.findings, ordered, self.curve, time.perf_counter() - t0)
 

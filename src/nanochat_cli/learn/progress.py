@@ -22,6 +22,7 @@ OPEN = "<!-- learn:status (rewritten by `nanochat learn`; your edits inside this
 CLOSE = "<!-- /learn:status -->"
 STATE_RE = re.compile(r"<!-- learn:state (\{.*\}) -->")
 LOG_HEADING = "## Learning log"
+NOT_REACHED = "written; not reached yet"
 SYMBOL = {"done": "[x]", "failing": "[!]", "todo": "[ ]"}
 
 
@@ -57,6 +58,8 @@ class Progress:
         now = now or _dt.datetime.now().astimezone()
         firsts = []
         for name, (status, note) in results.items():
+            if note == NOT_REACHED and name in self.status:
+                continue  # this run did not get there (e.g. a syntax error): keep what the last run found
             self.status[name] = status
             self.notes[name] = note
             if status == "done" and name not in self.passed:
