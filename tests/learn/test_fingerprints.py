@@ -7,7 +7,7 @@ import torch
 
 from nanochat_cli.learn import check, fingerprints, harness, source
 from nanochat_cli.learn.components import BY_NAME
-from planted import PLANTS
+from tests.learn.planted import PLANTS
 
 
 @pytest.mark.parametrize("component,bug,body", PLANTS, ids=[f"{c}:{b}" for c, b, _ in PLANTS])
