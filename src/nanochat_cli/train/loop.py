@@ -149,9 +149,6 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     checkpoint exactly. `tokenizer`/`data` override what the phase would load (tests, learn mode)."""
     import torch
 
-    from nanochat_cli.model.gpt import GPT, GPTConfig, prepare_for_training
-    from nanochat_cli.model.optim import build_optimizers
-    from nanochat_cli.model.precision import resolve_device, resolve_dtype
     from nanochat_cli.track import Tracker
 
     # ----- processes, device, threads
@@ -166,6 +163,12 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
                          f"× seq_len × world = {B} × {T} × {info.world_size} = {per_micro}",
                          f"set train.total_batch_size to a multiple of {per_micro}")
     grad_accum = cfg.train.total_batch_size // per_micro
+    # Preflight first (tokenizer, data), cheap; the model package is imported only after it passes.
+    tokenizer = tokenizer if tokenizer is not None else load_phase_tokenizer(cfg)
+    from nanochat_cli.model.gpt import GPT, GPTConfig, prepare_for_training
+    from nanochat_cli.model.optim import build_optimizers
+    from nanochat_cli.model.precision import resolve_device, resolve_dtype
+
     device = resolve_device(cfg)
     device = torch.device(device) if not isinstance(device, torch.device) else device
     dist.init(cfg.dist.backend, device.type)
@@ -193,8 +196,7 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     if run_id is None:
         run_id = dist.broadcast_object(resolve_run_id(cfg.track.run) if rank0 else None)
 
-    # ----- tokenizer, data (preflight: fails before any model is built)
-    tokenizer = tokenizer if tokenizer is not None else load_phase_tokenizer(cfg)
+    # ----- tokenizer check, data (preflight: fails before any model is built)
     if resume_ckpt is not None:
         fp = resume_ckpt.meta.get("tokenizer", {}).get("fingerprint")
         if fp and fp != getattr(tokenizer, "fingerprint", None):
@@ -346,7 +348,11 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
                 for opt in optimizers:
                     opt.step()
                 raw_model.zero_grad(set_to_none=True)
-                train_loss = (loss_sum / grad_accum).item()  # CPU–GPU sync, once per step
+                loss_avg = loss_sum / grad_accum
+                if info.is_distributed:  # log the global batch's loss, not rank 0's share of it
+                    torch.distributed.all_reduce(loss_avg)
+                    loss_avg = loss_avg / info.world_size
+                train_loss = loss_avg.item()  # CPU–GPU sync, once per step
                 step += 1
 
                 # --- logging
