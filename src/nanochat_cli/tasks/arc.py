@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from nanochat_cli.tasks.choice import evaluate_letter, mc_conversation
-from nanochat_cli.tasks.sources import load_rows
+from nanochat_cli.tasks import sources
 from nanochat_cli.tasks.task import Conversation, RowTask
 
 REPO = "allenai/ai2_arc"
@@ -29,7 +29,7 @@ class ARC(RowTask):
 
     @classmethod
     def from_hub(cls, cfg, subset: str, split: str, **kwargs) -> "ARC":
-        return cls(load_rows(cfg, REPO, subset, split), subset=subset, **kwargs)
+        return cls(sources.load_rows(cfg, REPO, subset, split), subset=subset, **kwargs)
 
     def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
         choices = row["choices"]

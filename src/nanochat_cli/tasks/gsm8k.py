@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from nanochat_cli.tasks.sources import load_rows
+from nanochat_cli.tasks import sources
 from nanochat_cli.tasks.task import Conversation, RowTask, extract_answer
 
 REPO = "openai/gsm8k"
@@ -47,7 +47,7 @@ class GSM8K(RowTask):
 
     @classmethod
     def from_hub(cls, cfg, split: str, subset: str = "main", **kwargs) -> "GSM8K":
-        return cls(load_rows(cfg, REPO, subset, split), **kwargs)
+        return cls(sources.load_rows(cfg, REPO, subset, split), **kwargs)
 
     def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
         return {"messages": [{"role": "user", "content": row["question"]},

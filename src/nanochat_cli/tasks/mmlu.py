@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from nanochat_cli.tasks.choice import evaluate_letter, mc_conversation
-from nanochat_cli.tasks.sources import load_rows
+from nanochat_cli.tasks import sources
 from nanochat_cli.tasks.task import Conversation, RowTask
 
 REPO = "cais/mmlu"
@@ -33,7 +33,7 @@ class MMLU(RowTask):
     def from_hub(cls, cfg, subset: str, split: str, **kwargs) -> "MMLU":
         if split not in SUBSETS.get(subset, ()):
             raise ValueError(f"MMLU {subset} has no split {split!r} (it has {', '.join(SUBSETS.get(subset, ()))})")
-        return cls(load_rows(cfg, REPO, subset, split), subset=subset, **kwargs)
+        return cls(sources.load_rows(cfg, REPO, subset, split), subset=subset, **kwargs)
 
     def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
         if "train" in row and isinstance(row["train"], dict):  # auxiliary_train's wrapper struct

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nanochat_cli.tasks.sources import load_rows
+from nanochat_cli.tasks import sources
 from nanochat_cli.tasks.task import Conversation, RowTask
 
 REPO = "HuggingFaceTB/smol-smoltalk"
@@ -30,7 +30,7 @@ class SmolTalk(RowTask):
 
     @classmethod
     def from_hub(cls, cfg, split: str, **kwargs) -> "SmolTalk":
-        return cls(load_rows(cfg, REPO, None, split), **kwargs)
+        return cls(sources.load_rows(cfg, REPO, None, split), **kwargs)
 
     def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
         messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
