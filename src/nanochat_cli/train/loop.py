@@ -351,7 +351,11 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
                 for opt in optimizers:
                     opt.step()
                 raw_model.zero_grad(set_to_none=True)
-                train_loss = (loss_sum / grad_accum).item()  # CPU–GPU sync, once per step
+                loss_avg = loss_sum / grad_accum
+                if info.is_distributed:  # log the global batch's loss, not rank 0's share of it
+                    torch.distributed.all_reduce(loss_avg)
+                    loss_avg = loss_avg / info.world_size
+                train_loss = loss_avg.item()  # CPU–GPU sync, once per step
                 step += 1
 
                 # --- logging

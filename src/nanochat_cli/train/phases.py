@@ -97,6 +97,10 @@ def base_data(cfg, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:
 
     def val():
         loader = TokenLoader([val_file], tokenizer, B, T, rank=rank, world_size=world_size)
-        return (batch for _, batch in zip(range(val_steps), loader))
+        try:
+            for _, batch in zip(range(val_steps), loader):
+                yield batch
+        finally:
+            loader.close()
 
     return PhaseData(train=train, val=val, val_steps=val_steps)
