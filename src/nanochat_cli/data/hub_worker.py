@@ -34,7 +34,7 @@ def main() -> int:
     job = json.load(sys.stdin)
     env = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_HUB_CACHE": job["hub_cache"],
            "HF_UPDATE_DOWNLOAD_COUNTS": "0", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "HF_HUB_DOWNLOAD_TIMEOUT": str(job["timeout"]), "HF_HUB_ETAG_TIMEOUT": str(job["timeout"])}
+           "HF_HUB_DOWNLOAD_TIMEOUT": str(int(job["timeout"])), "HF_HUB_ETAG_TIMEOUT": str(int(job["timeout"]))}
     if job.get("endpoint"):
         env["HF_ENDPOINT"] = job["endpoint"]
     os.environ.update(env)  # before the imports below: these libraries read them once
