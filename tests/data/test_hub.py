@@ -14,6 +14,7 @@ from tests.data.hubfixtures import WORDS, eval_bundle_zip, hub_repos
 ENV = {"NANOCHAT_DATA__HF_ENDPOINT": "{URL}", "NANOCHAT_DATA__WORDS_URL": "{URL}/gh/words_alpha.txt",
        "NANOCHAT_DATA__EVAL_BUNDLE_URL": "{URL}/s3/eval_bundle.zip"}
 FILES = {"/gh/words_alpha.txt": WORDS, "/s3/eval_bundle.zip": eval_bundle_zip()}
+ARC_CH_TEST = hub_repos()["allenai/ai2_arc"]["ARC-Challenge/test-00000-of-00001.parquet"]
 
 
 def _items(stdout: str) -> dict[tuple[str, str, str], dict]:
@@ -26,9 +27,14 @@ def test_fetch_eval_recovers_from_faults_loads_for_real_and_is_idempotent(hub_cl
                "after": 200},
               {"pattern": r"GET /datasets/allenai/ai2_arc/resolve/[0-9a-f]+/ARC-Easy/test", "kind": "status",
                "times": 1, "status": 503},
+              {"pattern": r"GET /datasets/allenai/ai2_arc/resolve/[0-9a-f]+/ARC-Challenge/test", "kind": "flip",
+               "times": 1, "after": ARC_CH_TEST.index(b"Challenge-test q3")},
+              {"pattern": r"GET /datasets/allenai/ai2_arc/resolve/[0-9a-f]+/ARC-Easy/train", "kind": "corrupt",
+               "times": 1},
               {"pattern": r"GET /s3/eval_bundle.zip", "kind": "truncate", "times": 1, "after": 100}]
     r = hub_cli("data", "fetch", "eval", "--json", repos=hub_repos(), files=FILES, faults=faults, env=ENV)
     assert r.rc == 0, r.stderr
+    assert "checksum mismatch: ARC-Challenge/test-00000-of-00001.parquet" in r.stderr
     items = _items(r.stdout)
     assert items[("MMLU", "all", "test")]["rows"] == 20
     assert items[("ARC", "ARC-Easy", "test")]["rows"] == 6
@@ -49,6 +55,7 @@ def test_fetch_eval_recovers_from_faults_loads_for_real_and_is_idempotent(hub_cl
     # In-process load_split: the fetched config loads; one never fetched is missing, not silently swapped.
     cfg = load_config(flags={"home": str(home)}).config
     assert len(hubmod.load_split(cfg, "openai/gsm8k", "main", "test")) == 7
+    assert hubmod.load_split(cfg, "allenai/ai2_arc", "ARC-Challenge", "test")["question"][3] == "Challenge-test q3"
     for repo, name, split in [("openai/gsm8k", "socratic", "test"), ("openai/gsm8k", None, "test"),
                               ("cais/mmlu", "auxiliary_train", "train"), ("openai/gsm8k", "main", "validation")]:
         with pytest.raises(PreflightError) as err:
