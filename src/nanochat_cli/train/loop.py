@@ -169,6 +169,10 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     from nanochat_cli.model.optim import build_optimizers
     from nanochat_cli.model.precision import resolve_device, resolve_dtype
 
+    if cfg.model.file is not None:  # learn mode: the learner's own GPT, checked to be a drop-in
+        from nanochat_cli.learn.loader import load_user_model_class
+
+        GPT = load_user_model_class(cfg.model.file)
     device = resolve_device(cfg)
     device = torch.device(device) if not isinstance(device, torch.device) else device
     dist.init(cfg.dist.backend, device.type)
