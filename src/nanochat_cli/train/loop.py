@@ -121,6 +121,8 @@ def _sample(model, tokenizer, device, max_new_tokens: int = 16) -> list[str]:
     import torch
 
     out = []
+    raw = getattr(model, "_orig_mod", model)
+    plain = type(raw).forward.__get__(raw)  # not the compiled training forward: lengths change every token
     was_training = model.training
     model.eval()
     try:
@@ -129,7 +131,7 @@ def _sample(model, tokenizer, device, max_new_tokens: int = 16) -> list[str]:
                 ids = tokenizer.encode(prompt, prepend=tokenizer.bos_id)
                 x = torch.tensor([ids], dtype=torch.long, device=device)
                 for _ in range(max_new_tokens):
-                    logits = model(x[:, -model_seq_len(model):])
+                    logits = plain(x[:, -model_seq_len(model):])
                     nxt = logits[0, -1, : tokenizer.vocab_size].argmax()
                     x = torch.cat([x, nxt.view(1, 1)], dim=1)
                 out.append(tokenizer.decode(x[0].tolist()[1:]))
