@@ -152,12 +152,15 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     import torch
 
     from nanochat_cli.track import Tracker
+    from nanochat_cli.train.chat_phases import phase_view
 
     # ----- processes, device, threads
     info = dist.dist_info()
     if info.world_size != cfg.world_size:  # launched by torchrun directly: the launcher decides the world
         cfg.dist.nproc = info.local_world_size
         cfg.dist.nnodes = max(1, info.world_size // info.local_world_size)
+    # mid/SFT train with their own batch sizes, LRs and schedule; the run records the config as given.
+    run_cfg, cfg = cfg, phase_view(cfg, phase)
     B, T = cfg.train.device_batch_size, cfg.model.seq_len
     per_micro = B * T * info.world_size
     if cfg.train.total_batch_size % per_micro:
@@ -230,7 +233,7 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     model = prepare_for_training(raw_model, cfg, device, dtype)
     optimizers = build_optimizers(raw_model, cfg, world_size=info.world_size)
     n_params = sum(p.numel() for p in raw_model.parameters())
-    num_iterations = derive_num_iterations(cfg, n_params)
+    num_iterations = data.num_iterations if data.num_iterations is not None else derive_num_iterations(cfg, n_params)
     flops_per_token = raw_model.estimate_flops()
     peak = peak_flops(device)
     autocast = (torch.amp.autocast(device_type="cuda", dtype=dtype)
@@ -259,7 +262,7 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
 
     # ----- run bookkeeping (rank 0 writes)
     if rank0:
-        manifest = manifest or Manifest.create(paths, run_id, cfg, [phase])
+        manifest = manifest or Manifest.create(paths, run_id, run_cfg, [phase])
         manifest.update_phase(phase, status=RUNNING, num_iterations=num_iterations, checkpoint_dir=str(ckpt_dir))
     tracker = Tracker(cfg, paths.run_dir(run_id), run_id, phase, enabled=rank0,
                       resume_step=start_step if start_step else None)
@@ -267,6 +270,8 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     progress.message(f"{phase}: d{cfg.model.depth}, {n_params:,} params, {num_iterations} steps × "
                      f"{cfg.train.total_batch_size:,} tokens (grad accum {grad_accum}, world {info.world_size}), "
                      f"{device.type} {str(dtype).removeprefix('torch.')} ({dtype_reason}); {init_note}; run {run_id}")
+    if data.summary:
+        progress.message(f"{phase} data: {data.summary}")
 
     def save(step: int) -> Path:
         loader_states = dist.gather_objects(data.train.state_dict())
@@ -274,7 +279,7 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
         t0 = time.time()
         path = ck.save_checkpoint(
             ckpt_dir, step, raw_model.state_dict(), [o.state_dict() for o in optimizers],
-            _checkpoint_meta(cfg, phase, run_id, tokenizer, gpt_config, num_iterations, metrics, loader_states,
+            _checkpoint_meta(run_cfg, phase, run_id, tokenizer, gpt_config, num_iterations, metrics, loader_states,
                              rng_states, elapsed),
             rank=info.rank, world_size=info.world_size, keep_last=cfg.train.keep_last, barrier=dist.barrier)
         if rank0:

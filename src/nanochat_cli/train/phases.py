@@ -28,6 +28,8 @@ class PhaseData:
     val: Callable[[], Iterable] | None = None
     val_steps: int = 0
     init_from: str | None = None
+    num_iterations: int | None = None  # set by phases whose length follows from their data (mid/SFT epochs)
+    summary: str = ""  # one line about the data, shown when training starts
 
 
 Builder = Callable[..., PhaseData]
@@ -72,11 +74,8 @@ def build_phase_data(cfg, phase: str, tokenizer, rank: int = 0, world_size: int 
 
 
 def _import_plugins() -> None:
-    # The tasks package registers the mid/SFT builders on import; absent until issue 6 lands.
-    try:
-        import nanochat_cli.tasks.mixtures  # noqa: F401
-    except ImportError:
-        pass
+    # chat_phases registers the mid/SFT builders on import (kept apart: it pulls in the tasks package).
+    import nanochat_cli.train.chat_phases  # noqa: F401
 
 
 @register("base")

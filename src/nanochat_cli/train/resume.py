@@ -62,13 +62,16 @@ def plan_resume(paths: Paths, depth_of=None, from_phase: str | None = None) -> R
         depth = m.data.get("depth") if m else None
         pre = INIT_FROM[from_phase]
         steps = []
+        # The plan is named in the error too, so `--dry-run` shows what would run even when it cannot.
+        order = " → ".join(PHASES[PHASES.index(from_phase):])
         if pre is not None:
             if depth is None:
-                raise PreflightError(f"--from {from_phase} needs a finished {pre} run, and there is no run yet",
-                                     f"train it first: `nanochat train {pre}`")
+                raise PreflightError(f"--from {from_phase} (plan: {order}) needs a finished {pre} run, and there "
+                                     "is no run yet", f"train it first: `nanochat train {pre}`")
             pre_dir = paths.checkpoint_dir(pre, depth)
             if ck.latest_valid_step(pre_dir) is None:
-                raise PreflightError(f"--from {from_phase} needs a complete {pre} checkpoint in {pre_dir}",
+                raise PreflightError(f"--from {from_phase} (plan: {order}) needs a complete {pre} checkpoint in "
+                                     f"{pre_dir}",
                                      f"train it first: `nanochat train {pre}` (or `nanochat resume --from {pre}`)")
         for p in PHASES[PHASES.index(from_phase):]:
             init = f"weights from the latest {INIT_FROM[p]} checkpoint" if INIT_FROM[p] else "random init"
