@@ -122,6 +122,7 @@ BAD = [
     ({}, ["--phases", "mid", "--from", "mid"], "cannot be combined"),
     ({}, ["--command", "eval 'core"], "--command"),
     ({}, ["--nodes", "0"], "slurm.nodes"),
+    ({}, ["--time", "00:05:00"], "signal_seconds"),
 ]
 
 
