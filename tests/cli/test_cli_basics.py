@@ -95,7 +95,7 @@ BAD_INPUTS = [
     (["config", "show"], {"NANOCHAT_MODEL__DEPTH": "abc"}, None, "NANOCHAT_MODEL__DEPTH"),
     (["config", "show"], {"NANOCHAT_TRAIN__DEVICE": "tpu"}, None, "train.device"),
     (["config", "show"], {"NANOCHAT_MODEL__DEPTHH": "3"}, None, "did you mean 'model.depth'"),
-    (["config", "show"], {"NANOCHAT_MODEL__HEAD_DIM": "100"}, None, "multiple of model.head_dim"),
+    (["config", "show"], {"NANOCHAT_MODEL__N_KV_HEADS": "3"}, None, "n_kv_heads"),
     (["config", "show"], {"NANOCHAT_TRAIN__DEVICE_BATCH_SIZE": "3"}, None, "total_batch_size"),
     (["config", "show"], {"NANOCHAT_TRAIN__WARMUP_RATIO": "0.9"}, None, "warmup_ratio"),
     (["config", "show"], {"NANOCHAT_SLURM__TIME": "forever"}, None, "slurm.time"),

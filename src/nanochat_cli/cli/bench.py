@@ -29,6 +29,16 @@ def generate(json: JsonOpt = False) -> None:
 
 
 @app.command("learn")
-def learn(json: JsonOpt = False) -> None:
-    """Time of one `learn step`."""
-    raise NotBuiltYet("bench learn", 8)
+def learn(json: JsonOpt = False,
+          repeats: int = typer.Option(3, "--repeats", min=1, max=20, help="Runs per measurement (median).")) -> None:
+    """Time of one `learn step` in a fresh process (target: under 3 s on 2 cores)."""
+    from nanochat_cli.cli import output
+    from nanochat_cli.learn.timing import bench_step
+
+    res = bench_step(repeats)
+    if json:
+        output.emit_json(res)
+        return
+    output.result(f"learn step: {res['learn_step_seconds']:.2f} s (runs {res['learn_step_runs']}, target "
+                  f"< {res['target_seconds']:.0f} s on {res['cores']} cores); complete workspace: "
+                  f"{res['complete_step_seconds']:.2f} s")

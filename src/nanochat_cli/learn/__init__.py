@@ -1,0 +1,1 @@
+"""Learn mode: write the GPT yourself, one `NotImplementedError` at a time, checked against the reference."""

@@ -1,0 +1,608 @@
+"""One `learn step`: build the learner's model, give it the reference's weights, run one tiny training
+iteration, and check every component it reached against the reference on the same inputs.
+
+Order: construction (rotary table) → forward pass, checking each traced call in the order calls
+*finish* (inner code before the code that called it, so a bug is blamed on the innermost component
+that has it) → loss → gradients → init → KV-cache decoding → a short training run compared with the
+reference's loss curve. Each component is checked in isolation: the learner's code runs on the inputs
+their own model produced, with every *other* component swapped for the reference's, so one bug is
+reported once, where it is. `stop_first` (learn step) stops at the first TODO or failure;
+without it (status, check) todo components are swapped for the reference and everything is checked.
+Costs ~0.3 s at the tiny config on 2 cores, on top of importing torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nanochat_cli.learn import fingerprints, harness, loader, source
+from nanochat_cli.learn.components import BY_NAME, COMPONENTS
+from nanochat_cli.learn.progress import NOT_REACHED
+from nanochat_cli.learn.trace import Tracer, bind_inputs, describe, detach, locate_exception
+
+ATOL, RTOL = 1e-4, 1e-3
+CALL_CHECKS = [c for c in COMPONENTS if c.check == "call"]
+REGIONS = [c for c in COMPONENTS if c.is_region]
+BLOCK = BY_NAME["block"].target
+
+
+@dataclass
+class Finding:
+    """Why a step stopped: a TODO, an exception, or a component that differs from the reference."""
+
+    kind: str  # "todo" | "error" | "mismatch"
+    component: str | None
+    message: str
+    where: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    expected: str | None = None
+    got: str | None = None
+    max_error: float | None = None
+    cause: str | None = None
+    code: str | None = None
+
+
+@dataclass
+class Report:
+    workspace: str
+    findings: list[Finding]
+    results: dict[str, tuple[str, str]]
+    curve: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not self.findings and all(s == "done" for s, _ in self.results.values())
+
+
+class Stop(Exception):
+    """Raised inside a stage when `stop_first` and a finding was made."""
+
+
+def compare(got: Any, want: Any) -> tuple[bool, float, str]:
+    """(ok, max abs error, what differs) for tensors or tuples of tensors."""
+    if isinstance(want, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return False, math.inf, f"returned {describe(got)}, expected a tensor {describe(want)}"
+        if tuple(got.shape) != tuple(want.shape):
+            return False, math.inf, f"shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+        if got.dtype != want.dtype:
+            return False, math.inf, f"dtype {got.dtype}, expected {want.dtype}"
+        if want.numel() == 0:
+            return True, 0.0, ""
+        got, want = got.detach(), want.detach()
+        diff = (got.double() - want.double()).abs()
+        err = float(diff.nan_to_num(math.inf).max())
+        scale = float(want.double().abs().max())
+        return err <= ATOL + RTOL * scale, err, f"max abs error {err:.3g} (values up to {scale:.3g})"
+    if isinstance(want, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(want):
+            return False, math.inf, f"returned {describe(got)}, expected {describe(want)}"
+        worst = (True, 0.0, "")
+        for g, w in zip(got, want):
+            ok, err, msg = compare(g, w)
+            if not ok or err > worst[1]:
+                worst = (ok and worst[0], err, msg)
+            if not ok:
+                return worst
+        return worst
+    return (got == want), 0.0 if got == want else math.inf, f"returned {got!r}, expected {want!r}"
+
+
+def _owner(module, qualname: str):
+    owner_name, _, attr = qualname.rpartition(".")
+    return (getattr(module, owner_name) if owner_name else module), attr
+
+
+@contextlib.contextmanager
+def swapped(user_mod, ref_mod, comps):
+    """Temporarily replace the learner's functions for `comps` with the reference's (by qualname)."""
+    undo = []
+    try:
+        for qualname in sorted({c.target for c in comps}):
+            owner, attr = _owner(user_mod, qualname)
+            ref_owner, _ = _owner(ref_mod, qualname)
+            undo.append((owner, attr, owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)))
+            setattr(owner, attr, ref_owner.__dict__[attr] if isinstance(ref_owner, type) else getattr(ref_owner, attr))
+        yield
+    finally:
+        for owner, attr, original in reversed(undo):
+            setattr(owner, attr, original)
+
+
+class Session:
+    def __init__(self, gpt_file: Path, stop_first: bool = True, only: str | None = None):
+        self.file = Path(gpt_file)
+        self.stop_first = stop_first
+        self.only = only
+        self.text = self.file.read_text(encoding="utf-8")
+        self.todo = {c.name for c in COMPONENTS if source.is_todo(self.text, c)}
+        self.findings: list[Finding] = []
+        self.results: dict[str, tuple[str, str]] = {}
+        self.curve = None
+        self.ref = harness.reference()
+        self.ref_text = Path(self.ref.__file__).read_text(encoding="utf-8")
+
+    # ---------------------------------------------------------------------------------------------
+    # bookkeeping
+
+    def passed(self, name: str, note: str = "matches the reference") -> None:
+        if name not in self.results:
+            self.results[name] = ("done", note)
+
+    def found(self, finding: Finding) -> None:
+        if finding.component is not None:
+            if self.results.get(finding.component, ("",))[0] == "failing":
+                return
+            status = "todo" if finding.kind == "todo" else "failing"
+            note = finding.cause or finding.message if finding.kind != "todo" else "not implemented"
+            self.results[finding.component] = (status, note[:120])
+        self.findings.append(finding)
+        if self.stop_first:
+            raise Stop
+
+    def substitutes(self):
+        """Components to run as the reference: the TODOs, except in step mode (which must stop at them)."""
+        if self.stop_first:
+            return []
+        todo = [BY_NAME[n] for n in self.todo]
+        # A TODO region means the reference's whole function stands in (regions cannot be swapped alone).
+        return todo + [c for c in REGIONS if any(t.target == c.target for t in todo if t.is_region)]
+
+    def where(self, line: int) -> str:
+        return f"{self.file.name}:{line}"
+
+    # ---------------------------------------------------------------------------------------------
+    # exceptions from the learner's code
+
+    def exception(self, exc: BaseException, stage: str, model=None, ref_model=None) -> Finding:
+        loc = locate_exception(exc, self.file)
+        if loc is None:
+            return Finding("error", None, f"{stage} failed outside gpt.py: {type(exc).__name__}: {exc}")
+        name = source.component_at(self.text, loc.line, COMPONENTS) or next(
+            (c.name for c in COMPONENTS if c.target == loc.qualname and not c.is_region), None)
+        comp = BY_NAME.get(name) if name else None
+        if comp is not None and comp.is_region:
+            shown = [n for n in comp.debug if n in loc.locals] or [n for n in loc.locals if n != "self"]
+        else:
+            shown = [n for n in loc.locals if n != "self"]
+            fn_params = source.function_params(self.text, loc.qualname) if loc.qualname != "<module>" else []
+            shown = [n for n in fn_params if n in loc.locals] or shown
+        inputs = {n: describe(loc.locals[n]) for n in shown[:8]}
+        expected = self.expected_output(comp, loc.locals, model, ref_model) if comp else None
+        if isinstance(exc, NotImplementedError):
+            kind, message = "todo", (f"{comp.title}: {comp.computes}" if comp else str(exc))
+        else:
+            kind, message = "error", f"{type(exc).__name__}: {exc}"
+        cause = None
+        if "out of bounds" in str(exc) and "-1" in str(exc):
+            cause = "targets contain -1 (positions to ignore): pass ignore_index=-1 to the cross-entropy"
+        return Finding(kind, name, message, where=self.where(loc.line), inputs=inputs, expected=expected,
+                       cause=cause, code=loc.source_line)
+
+    def expected_output(self, comp, values: dict, model, ref_model) -> str | None:
+        """What the reference returns for these inputs; else the documented output."""
+        documented = next((s[5:] for s in comp.shapes if s.startswith("out:")), None)
+        if comp.is_region or comp.check in ("init", "buffers"):
+            return documented
+        owner, attr = _owner(self.ref, comp.target)
+        fn = getattr(owner, attr)
+        bound = bind_inputs(fn, values)
+        if bound is None:
+            return documented
+        _, kwargs = bound
+        try:
+            with torch.no_grad():
+                if isinstance(owner, type):
+                    path = _module_path(model, values.get("self"))
+                    if path is None or ref_model is None:
+                        return documented
+                    out = fn(ref_model.get_submodule(path), **detach(kwargs))
+                else:
+                    out = fn(**detach(kwargs))
+        except Exception:  # noqa: BLE001 - the documented shape is still useful
+            return documented
+        return describe(out)
+
+    # ---------------------------------------------------------------------------------------------
+    # stages
+
+    def run(self) -> Report:
+        t0 = time.perf_counter()
+        harness.setup_torch()
+        try:
+            self._run_stages()
+        except Stop:
+            pass
+        for comp in COMPONENTS:
+            if comp.name not in self.results:
+                if comp.name in self.todo:
+                    self.results[comp.name] = ("todo", "not implemented")
+                else:
+                    self.results[comp.name] = ("todo", NOT_REACHED)
+        ordered = {c.name: self.results[c.name] for c in COMPONENTS}
+        return Report(str(self.file.parent), self.findings, ordered, self.curve, time.perf_counter() - t0)
+
+    def _run_stages(self) -> None:
+        try:
+            self.user = loader.load_module(self.file)
+        except Exception as e:  # noqa: BLE001 - any import-time error is the learner's to see
+            self.found(self.exception(e, "importing gpt.py"))
+            raise Stop
+        subs = self.substitutes()
+        with swapped(self.user, self.ref, [c for c in subs if not c.is_region] + self._todo_function_regions(subs)):
+            self.ref_model = harness.perturb(harness.reference_model())
+            model = self.build()
+            if model is None:
+                raise Stop
+            self.model = model
+            self.forward_pass()
+            self.loss_and_grads()
+            self.init_check()
+            self.kv_check()
+        if not self.findings and all(self.results.get(c.name, ("",))[0] == "done" for c in COMPONENTS):
+            self.train_curve()
+
+    def _todo_function_regions(self, subs):
+        """When a region is a TODO its whole function is replaced: return a stand-in with that target."""
+        return [c for c in subs if c.is_region][:1]
+
+    def build(self):
+        cfg_values = dict(harness.TINY)
+        try:
+            torch.manual_seed(harness.SEED)
+            config = self.user.GPTConfig(**cfg_values)
+            model = self.user.GPT(config)
+        except Exception as e:  # noqa: BLE001
+            self.found(self.exception(e, "building GPT(config)"))
+            return None
+        ref_state = self.ref_model.state_dict()
+        mine = model.state_dict()
+        if set(mine) != set(ref_state) or any(tuple(mine[k].shape) != tuple(v.shape) for k, v in ref_state.items()):
+            missing = sorted(set(ref_state) - set(mine))
+            extra = sorted(set(mine) - set(ref_state))
+            self.found(Finding("error", None, "your model's parameters differ from the reference's: "
+                               + "; ".join([f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {extra[:3]}"] * bool(extra)),
+                               cause="keep the parameter names and shapes of the skeleton's __init__ methods"))
+            return None
+        model.load_state_dict(ref_state)
+        model.float()
+        # Non-persistent buffers (the rotary table) are computed by the learner's own code.
+        ref_buffers = dict(self.ref_model.named_buffers())
+        comps = [c for c in COMPONENTS if c.check == "buffers"]
+        for comp in comps:
+            if comp.name in self.todo and not self.stop_first:
+                continue
+            for name, want in ref_buffers.items():
+                got = dict(model.named_buffers()).get(name)
+                ok, err, msg = compare(got, want)
+                if not ok:
+                    self.found(Finding("mismatch", comp.name, f"buffer `{name}` differs from the reference: {msg}",
+                                       max_error=err, expected=describe(want), got=describe(got),
+                                       cause="check the frequencies (base ** (-2i/head_dim)), the positions "
+                                             "0..seq_len-1 and the broadcast dims (1, T, 1, D/2)"))
+                    break
+            else:
+                self.passed(comp.name)
+        return model
+
+    def forward_pass(self) -> None:
+        """The learner's forward pass as they wrote it, traced; then every event checked in the order it
+        finished: each traced call (alone), the embedding (first block's input), the logits, the error."""
+        idx, _ = harness.batches(1)[0]
+        self.idx = idx
+        tracer = Tracer(self.user, self.model, {c.target: c.name for c in CALL_CHECKS})
+        logits = error = None
+        with tracer:
+            try:
+                logits = self.model(idx)
+            except Exception as e:  # noqa: BLE001
+                error = e
+        calls = tracer.finished()
+        ref_logits, ref_first = self.ref_outputs(idx)
+        whole_forward_swapped = not self.stop_first and any(c.name in self.todo for c in REGIONS)
+        if not self.stop_first and not whole_forward_swapped:
+            # Isolated region values: the learner's GPT.forward around the reference's components.
+            try:
+                logits, first = self.model_outputs(self.model, idx)
+            except Exception:  # noqa: BLE001 - reported below from the traced run
+                first = None
+        else:
+            blocks = [c for c in calls if c.qualname == BLOCK]
+            first = blocks[0].args[0] if blocks else None
+        if logits is None and error is not None:
+            loc = locate_exception(error, self.file)
+            if loc is not None and source.component_at(self.text, loc.line, COMPONENTS) == "loss":
+                logits = loc.locals.get("logits")
+        events = [(c.end, "call", c) for c in calls]
+        blocks = [c for c in calls if c.qualname == BLOCK]
+        if first is not None and not whole_forward_swapped:
+            events.append(((blocks[0].start - 0.5) if blocks else 0, "embedding", first))
+        if logits is not None and not whole_forward_swapped:
+            events.append((math.inf, "forward", logits))
+        emb, fwd = BY_NAME["embedding"], BY_NAME["forward"]
+        for _, kind, item in sorted(events, key=lambda e: e[0]):
+            if kind == "call":
+                comp = BY_NAME[item.component]
+                if self.results.get(comp.name, ("",))[0] == "failing" or comp.name in self.todo:
+                    continue
+                if self.check_call(comp, item, self.ref_model):
+                    self.passed(comp.name)
+            elif kind == "embedding":
+                self.check_region(emb, item, ref_first,
+                                  lambda bug: self._first_block_input(self.region_variant_outputs, emb, bug, idx))
+            else:
+                self.check_region(fwd, item, ref_logits,
+                                  lambda bug: self.region_variant_outputs(fwd, bug, idx))
+        if error is not None:
+            self.found(self.exception(error, "the forward pass", self.model, self.ref_model))
+            raise Stop
+
+    def check_call(self, comp, call, ref_model) -> None:
+        others = [c for c in CALL_CHECKS if c.name != comp.name]
+        owner, attr = _owner(self.user, comp.target)
+        ref_owner, _ = _owner(self.ref, comp.target)
+        mine = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
+        ref_fn = ref_owner.__dict__[attr] if isinstance(ref_owner, type) else getattr(ref_owner, attr)
+        user_self = self.model.get_submodule(call.path) if call.path is not None else None
+        ref_self = ref_model.get_submodule(call.path) if call.path is not None else None
+
+        def run(fn, self_obj):
+            args = detach(call.args)
+            with torch.no_grad():
+                return fn(self_obj, *args, **detach(call.kwargs)) if self_obj is not None else fn(*args, **detach(call.kwargs))
+
+        want = run(ref_fn, ref_self)
+        try:
+            with swapped(self.user, self.ref, others):
+                got = run(mine, user_self)
+        except Exception as e:  # noqa: BLE001
+            self.found(self.exception(e, comp.name, self.model, ref_model))
+            return False
+        ok, err, msg = compare(got, want)
+        if ok:
+            return True
+        inputs = {f"arg{i}": describe(a) for i, a in enumerate(call.args)}
+        where = f"{comp.target}" + (f" of `{call.path}`" if call.path else "")
+        bug = self.fingerprint(comp, got, lambda f: run(f, ref_self))
+        self.found(Finding("mismatch", comp.name, f"{comp.title} ({where}) differs from the reference: {msg}",
+                           inputs=inputs, expected=describe(want), got=describe(got),
+                           max_error=err, cause=bug))
+        return False
+
+    def fingerprint(self, comp, got, run_variant) -> str | None:
+        """The known bug whose output the learner's matches, or the closest one when clearly closer."""
+        best = None
+        for bug in fingerprints.bugs_for(comp.name):
+            if bug.equivalent:
+                continue
+            try:
+                variant = fingerprints.variant_function(comp, bug, self.ref, self.ref_text)
+                out = run_variant(variant)
+            except Exception:  # noqa: BLE001 - a variant that cannot run says nothing
+                continue
+            ok, err, _ = compare(got, out)
+            if ok:
+                return f"{bug.name}: {bug.cause}"
+            if best is None or err < best[0]:
+                best = (err, bug)
+        return None
+
+    def model_outputs(self, model, idx, targets=None, **kw):
+        """The learner's GPT.forward with every function component swapped for the reference's."""
+        with swapped(self.user, self.ref, CALL_CHECKS), torch.no_grad():
+            tracer = Tracer(self.user, model, {BLOCK: "block"})
+            with tracer:
+                out = model(idx, targets, **kw) if targets is not None else model(idx, **kw)
+        calls = tracer.finished()
+        first = calls[0].args[0] if calls else None
+        return out, first
+
+    def ref_outputs(self, idx, targets=None, **kw):
+        with torch.no_grad():
+            tracer = Tracer(self.ref, self.ref_model, {BLOCK: "block"})
+            with tracer:
+                out = self.ref_model(idx, targets, **kw) if targets is not None else self.ref_model(idx, **kw)
+        calls = tracer.finished()
+        return out, (calls[0].args[0] if calls else None)
+
+    def region_variant_outputs(self, comp, bug, idx, targets=None, **kw):
+        fn = fingerprints.variant_function(comp, bug, self.ref, self.ref_text)
+        with torch.no_grad():
+            return fn(self.ref_model, idx, targets, **kw) if targets is not None else fn(self.ref_model, idx, **kw)
+
+    def check_region(self, comp, got, want, run_variant_out) -> bool:
+        ok, err, msg = compare(got, want)
+        if ok:
+            self.passed(comp.name)
+            return True
+        cause = None
+        for bug in fingerprints.bugs_for(comp.name):
+            try:
+                out = run_variant_out(bug)
+            except Exception:  # noqa: BLE001
+                continue
+            if compare(got, out)[0]:
+                cause = f"{bug.name}: {bug.cause}"
+                break
+        self.found(Finding("mismatch", comp.name, f"{comp.title} differs from the reference: {msg}",
+                           expected=describe(want), got=describe(got), max_error=err, cause=cause))
+        return False
+
+    def loss_and_grads(self) -> None:
+        idx = self.idx
+        _, targets = harness.batches(1)[0]
+        # The loss as the learner computes it (their forward pass, all their components).
+        masked = targets.clone()
+        masked[0, :5] = -1  # positions to ignore, as the SFT loader produces them
+        try:
+            loss = self.model(idx, masked)
+        except Exception as e:  # noqa: BLE001
+            self.found(self.exception(e, "the loss", self.model, self.ref_model))
+            raise Stop
+        ref_loss = self.ref_model(idx, masked)
+        if any(c.name in self.todo for c in REGIONS) and not self.stop_first:
+            return  # the reference's GPT.forward stands in: nothing of the learner's to check here
+        got_loss = loss.detach() if self.stop_first else self.model_outputs(self.model, idx, masked)[0]
+        self.check_region(BY_NAME["loss"], got_loss, ref_loss.detach(),
+                          lambda bug: self.region_variant_outputs(BY_NAME["loss"], bug, idx, masked))
+        if self.results.get("loss", ("",))[0] == "done":
+            none, _ = self.model_outputs(self.model, idx, masked, loss_reduction="none")
+            ref_none = self.ref_model(idx, masked, loss_reduction="none").detach()
+            self.check_region(BY_NAME["loss"], none, ref_none, lambda bug: None)
+        # Gradients: a forward that matches but detaches somewhere still trains wrongly.
+        if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+            self.found(Finding("error", "loss", "the loss has no gradient (requires_grad is False)",
+                               cause="something in the forward pass runs under torch.no_grad() or uses .detach()/.data"))
+            return
+        loss.backward()
+        ref_loss.backward()
+        ref_grads = {n: p.grad for n, p in self.ref_model.named_parameters()}
+        for name, p in self.model.named_parameters():
+            ok, err, msg = compare(p.grad if p.grad is not None else torch.zeros_like(p), ref_grads[name]
+                                   if ref_grads[name] is not None else torch.zeros_like(p))
+            if not ok:
+                self.found(Finding("mismatch", None, f"the gradient of `{name}` differs from the reference: {msg}",
+                                   max_error=err, cause="the outputs match but the gradients do not: a .detach(), "
+                                   ".data, torch.no_grad() or an in-place edit cuts the graph"))
+                return
+
+    def _first_block_input(self, run, comp, bug, idx):
+        with torch.no_grad():
+            tracer = Tracer(self.ref, self.ref_model, {BLOCK: "block"})
+            with tracer:
+                run(comp, bug, idx)
+        calls = tracer.finished()
+        return calls[0].args[0] if calls else None
+
+    def init_check(self) -> None:
+        comp = BY_NAME["init"]
+        if comp.name in self.todo and not self.stop_first:
+            return
+        try:
+            torch.manual_seed(harness.SEED)
+            fresh = self.user.GPT(self.user.GPTConfig(**harness.TINY))
+            torch.manual_seed(harness.SEED)
+            fresh.init_weights()
+        except Exception as e:  # noqa: BLE001
+            self.found(self.exception(e, "init_weights"))
+            return
+        ref = self.ref_model_fresh = harness.reference_model()
+        want = dict(ref.named_parameters())
+        for name, p in fresh.named_parameters():
+            w = want[name].detach()
+            g = p.detach()
+            if compare(g.to(w.dtype), w)[0]:
+                continue
+            problem = _init_problem(g.float(), w.float())
+            if problem:
+                self.found(Finding("mismatch", comp.name, f"`{name}` is initialised differently: {problem}",
+                                   expected=f"mean {w.float().mean():.3g}, std {w.float().std():.3g}",
+                                   got=f"mean {g.float().mean():.3g}, std {g.float().std():.3g}",
+                                   cause="compare your distributions and std with the reference (hint level 2)"))
+                return
+        self.passed(comp.name, "matches the reference's distributions")
+
+    def kv_check(self) -> None:
+        comp = BY_NAME["kv-cache"]
+        if not hasattr(self.user, "KVCache") or (comp.name in self.todo and not self.stop_first):
+            return
+        cfg = harness.TINY
+        prompt = self.idx[:1, :8]
+        full = self.ref_model(self.idx[:1, :12]).detach()
+        head_dim = cfg["n_embd"] // cfg["n_head"]
+        try:
+            with torch.no_grad():
+                cache = self.user.KVCache(1, cfg["seq_len"], cfg["n_layer"], cfg["n_kv_head"], head_dim,
+                                          device=torch.device("cpu"), dtype=torch.float32)
+                outs = [self.model(prompt, kv_cache=cache)[:, -1]]
+                for t in range(8, 11):
+                    outs.append(self.model(self.idx[:1, t:t + 1], kv_cache=cache)[:, -1])
+        except Exception as e:  # noqa: BLE001
+            self.found(self.exception(e, "decoding with the KV cache", self.model, self.ref_model))
+            return
+        got = torch.stack(outs, 1)
+        want = full[:, 7:11]
+        ok, err, msg = compare(got, want)
+        if ok:
+            self.passed(comp.name, "cached decoding matches full recomputation")
+            return
+        self.found(Finding("mismatch", comp.name, f"decoding with the KV cache differs from recomputing the "
+                           f"whole prefix: {msg}", max_error=err,
+                           cause="check the write position (pos), that pos advances once per forward (after the "
+                                 "last layer), the rotary offset (T0 = kv_cache.pos) and the mask when T_q < T_k"))
+
+    def train_curve(self) -> None:
+        """A few Adam steps of both models from the same weights and batches; the curves must agree."""
+        user = self.user.GPT(self.user.GPTConfig(**harness.TINY))
+        ref = harness.reference_model()
+        user.load_state_dict(ref.state_dict())
+        user.float()
+        curves = {"yours": [], "reference": []}
+        for model, key in ((user, "yours"), (ref, "reference")):
+            params = [p for p in model.parameters() if p.requires_grad]
+            state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+            for step, (x, y) in enumerate(harness.batches(harness.CURVE_STEPS), 1):
+                loss = model(x, y)
+                for p in params:
+                    p.grad = None
+                loss.backward()
+                _adam_step(params, state, step)
+                curves[key].append(round(float(loss.detach()), 5))
+        diff = max(abs(a - b) for a, b in zip(curves["yours"], curves["reference"]))
+        self.curve = {**curves, "max_difference": diff, "match": diff <= 1e-3 * max(curves["reference"])}
+        if not self.curve["match"]:
+            self.found(Finding("mismatch", None, f"training diverges from the reference (max loss difference "
+                               f"{diff:.3g} over {harness.CURVE_STEPS} steps)", max_error=diff,
+                               cause="every component matches once; look for state that changes between calls"))
+
+
+@torch.no_grad()
+def _adam_step(params, state, step, lr=3e-3, b1=0.9, b2=0.95, eps=1e-8):
+    """Plain Adam, written out: `torch.optim` imports torch._dynamo on first use (~2.4 s measured), which
+    would nearly double a complete `learn step`."""
+    for p, (m, v) in zip(params, state):
+        if p.grad is None:
+            continue
+        m.mul_(b1).add_(p.grad, alpha=1 - b1)
+        v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+        denom = (v / (1 - b2 ** step)).sqrt_().add_(eps)
+        p.addcdiv_(m, denom, value=-lr / (1 - b1 ** step))
+
+
+def _module_path(model, obj) -> str | None:
+    if model is None or obj is None:
+        return None
+    for name, m in model.named_modules():
+        if m is obj:
+            return name
+    return None
+
+
+def _init_problem(got: torch.Tensor, want: torch.Tensor) -> str | None:
+    """Initialisations agree when their distributions do (the order of random draws may differ)."""
+    if not torch.isfinite(got).all():
+        return "it contains NaN or inf"
+    if float(want.abs().max()) == 0:
+        return None if float(got.abs().max()) == 0 else "the reference starts it at exactly zero"
+    if float(got.abs().max()) == 0:
+        return f"it is all zeros; the reference draws it with std {float(want.std()):.3g}"
+    ws, gs = float(want.std()), float(got.std())
+    if want.numel() > 1 and not (0.8 * ws <= gs <= 1.25 * ws):
+        return f"std {gs:.3g}, the reference's is {ws:.3g}"
+    if abs(float(got.mean()) - float(want.mean())) > 0.2 * max(ws, 1e-8) + 1e-6:
+        return f"mean {float(got.mean()):.3g}, the reference's is {float(want.mean()):.3g}"
+    if want.numel() == 1 and abs(float(got) - float(want)) > 1e-6:
+        return f"value {float(got):.3g}, the reference's is {float(want):.3g}"
+    return None
+
+
+def run_step(gpt_file: Path, stop_first: bool = True) -> Report:
+    return Session(gpt_file, stop_first=stop_first).run()
