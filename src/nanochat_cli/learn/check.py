@@ -25,7 +25,7 @@ import torch
 from nanochat_cli.learn import fingerprints, harness, loader, source
 from nanochat_cli.learn.components import BY_NAME, COMPONENTS
 from nanochat_cli.learn.progress import NOT_REACHED
-from nanochat_cli.learn.trace import Tracer, bind_inputs, describe, detach, locate_exception
+from nanochat_cli.learn.trace import Tracer, bind_inputs, describe, detach, locate_exception, patch, unpatch
 
 ATOL, RTOL = 1e-4, 1e-3
 CALL_CHECKS = [c for c in COMPONENTS if c.check == "call"]
@@ -102,19 +102,19 @@ def _owner(module, qualname: str):
 
 
 @contextlib.contextmanager
-def swapped(user_mod, ref_mod, comps):
-    """Temporarily replace the learner's functions for `comps` with the reference's (by qualname)."""
-    undo = []
+def swapped(user_mod, ref_mod, comps, model=None):
+    """Temporarily replace the learner's functions for `comps` with the reference's (by qualname), also
+    where `model`'s submodules hold the learner's function as an attribute."""
+    undo: list = []
     try:
         for qualname in sorted({c.target for c in comps}):
             owner, attr = _owner(user_mod, qualname)
             ref_owner, _ = _owner(ref_mod, qualname)
-            undo.append((owner, attr, owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)))
-            setattr(owner, attr, ref_owner.__dict__[attr] if isinstance(ref_owner, type) else getattr(ref_owner, attr))
+            new = ref_owner.__dict__[attr] if isinstance(ref_owner, type) else getattr(ref_owner, attr)
+            patch(owner, attr, new, model, undo)
         yield
     finally:
-        for owner, attr, original in reversed(undo):
-            setattr(owner, attr, original)
+        unpatch(undo)
 
 
 class Session:
@@ -163,19 +163,27 @@ class Session:
     # exceptions from the learner's code
 
     def exception(self, exc: BaseException, stage: str, model=None, ref_model=None) -> Finding:
-        loc = locate_exception(exc, self.file)
+        def is_component(loc) -> bool:
+            return source.component_at(self.text, loc.line, COMPONENTS) is not None
+
+        loc = locate_exception(exc, self.file, prefer=is_component)
         if loc is None:
             return Finding("error", None, f"{stage} failed outside gpt.py: {type(exc).__name__}: {exc}")
         name = source.component_at(self.text, loc.line, COMPONENTS) or next(
             (c.name for c in COMPONENTS if c.target == loc.qualname and not c.is_region), None)
         comp = BY_NAME.get(name) if name else None
-        if comp is not None and comp.is_region:
-            shown = [n for n in comp.debug if n in loc.locals] or [n for n in loc.locals if n != "self"]
+        if comp is not None and comp.debug:
+            values = {n: _resolve(n, loc.locals) for n in comp.debug}
+            inputs = {n: describe(v) for n, v in values.items() if v is not _MISSING}
+            shown = []
+        elif comp is not None and comp.is_region:
+            shown = [n for n in loc.locals if n != "self"]
         else:
             shown = [n for n in loc.locals if n != "self"]
             fn_params = source.function_params(self.text, loc.qualname) if loc.qualname != "<module>" else []
             shown = [n for n in fn_params if n in loc.locals] or shown
-        inputs = {n: describe(loc.locals[n]) for n in shown[:8]}
+        if shown or not (comp is not None and comp.debug):
+            inputs = {n: describe(loc.locals[n]) for n in shown[:8]}
         expected = self.expected_output(comp, loc.locals, model, ref_model) if comp else None
         if isinstance(exc, NotImplementedError):
             kind, message = "todo", (f"{comp.title}: {comp.computes}" if comp else str(exc))
@@ -236,9 +244,10 @@ class Session:
         except Exception as e:  # noqa: BLE001 - any import-time error is the learner's to see
             self.found(self.exception(e, "importing gpt.py"))
             raise Stop
-        subs = self.substitutes()
-        with swapped(self.user, self.ref, [c for c in subs if not c.is_region] + self._todo_function_regions(subs)):
+        # In status/check mode the reference stands in for TODOs (a TODO region: its whole function).
+        with swapped(self.user, self.ref, self.substitutes()):
             self.ref_model = harness.perturb(harness.reference_model())
+            self.config_check()
             model = self.build()
             if model is None:
                 raise Stop
@@ -250,16 +259,37 @@ class Session:
         if not self.findings and all(self.results.get(c.name, ("",))[0] == "done" for c in COMPONENTS):
             self.train_curve()
 
-    def _todo_function_regions(self, subs):
-        """When a region is a TODO its whole function is replaced: return a stand-in with that target."""
-        return [c for c in subs if c.is_region][:1]
+    def config_check(self) -> None:
+        """Derived config values (the padded vocabulary) for a few sizes, including the tiny one."""
+        for comp in (c for c in COMPONENTS if c.check == "config"):
+            if comp.name in self.todo and not self.stop_first:
+                continue
+            attr = comp.target.rpartition(".")[2]
+            for vocab in (harness.TINY["vocab_size"], 64, 65, 50257):
+                values = {**harness.TINY, "vocab_size": vocab}
+                try:
+                    got = getattr(self.user.GPTConfig(**values), attr)
+                except Exception as e:  # noqa: BLE001
+                    self.found(self.exception(e, "GPTConfig"))
+                    return
+                want = getattr(self.ref.GPTConfig(**values), attr)
+                if got != want:
+                    self.found(Finding("mismatch", comp.name, f"GPTConfig(vocab_size={vocab}).{attr} is {got!r}, "
+                                       f"the reference's is {want!r}", expected=repr(want), got=repr(got),
+                                       cause="round *up* to a multiple of pad_vocab_to, with integers"))
+                    return
+            self.passed(comp.name)
+
+    def substitutes(self):
+        """Components to run as the reference: the TODOs, except in step mode (which must stop at them)."""
+        if self.stop_first:
+            return []
+        return [BY_NAME[n] for n in self.todo]
 
     def build(self):
-        cfg_values = dict(harness.TINY)
         try:
             torch.manual_seed(harness.SEED)
-            config = self.user.GPTConfig(**cfg_values)
-            model = self.user.GPT(config)
+            model = self.user.GPT(self.user.GPTConfig(**harness.TINY))
         except Exception as e:  # noqa: BLE001
             self.found(self.exception(e, "building GPT(config)"))
             return None
@@ -268,26 +298,28 @@ class Session:
         if set(mine) != set(ref_state) or any(tuple(mine[k].shape) != tuple(v.shape) for k, v in ref_state.items()):
             missing = sorted(set(ref_state) - set(mine))
             extra = sorted(set(mine) - set(ref_state))
-            self.found(Finding("error", None, "your model's parameters differ from the reference's: "
-                               + "; ".join([f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {extra[:3]}"] * bool(extra)),
-                               cause="keep the parameter names and shapes of the skeleton's __init__ methods"))
+            shapes = [f"{k} {tuple(mine[k].shape)} not {tuple(v.shape)}" for k, v in ref_state.items()
+                      if k in mine and tuple(mine[k].shape) != tuple(v.shape)]
+            parts = [f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {extra[:3]}"] * bool(extra) + shapes[:3]
+            self.found(Finding("error", None, "your model's parameters differ from the reference's: " + "; ".join(parts),
+                               cause="keep the parameter names and shapes of the skeleton's __init__ methods "
+                                     "(and check the config component)"))
             return None
         model.load_state_dict(ref_state)
         model.float()
         # Non-persistent buffers (the rotary table) are computed by the learner's own code.
-        ref_buffers = dict(self.ref_model.named_buffers())
-        comps = [c for c in COMPONENTS if c.check == "buffers"]
-        for comp in comps:
+        for comp in (c for c in COMPONENTS if c.check == "buffers"):
             if comp.name in self.todo and not self.stop_first:
                 continue
-            for name, want in ref_buffers.items():
-                got = dict(model.named_buffers()).get(name)
+            mine = dict(model.named_buffers())
+            for name, want in self.ref_model.named_buffers():
+                got = mine.get(name)
                 ok, err, msg = compare(got, want)
                 if not ok:
                     self.found(Finding("mismatch", comp.name, f"buffer `{name}` differs from the reference: {msg}",
                                        max_error=err, expected=describe(want), got=describe(got),
-                                       cause="check the frequencies (base ** (-2i/head_dim)), the positions "
-                                             "0..seq_len-1 and the broadcast dims (1, T, 1, D/2)"))
+                                       cause="check the frequencies base ** (-2i/head_dim) for i = 0..head_dim/2-1, "
+                                             "the positions 0..seq_len-1, and cos/sin in that order"))
                     break
             else:
                 self.passed(comp.name)
@@ -295,7 +327,7 @@ class Session:
 
     def forward_pass(self) -> None:
         """The learner's forward pass as they wrote it, traced; then every event checked in the order it
-        finished: each traced call (alone), the embedding (first block's input), the logits, the error."""
+        finished: the embedding (what the first block receives), each traced call (alone), the error."""
         idx, _ = harness.batches(1)[0]
         self.idx = idx
         tracer = Tracer(self.user, self.model, {c.target: c.name for c in CALL_CHECKS})
@@ -307,27 +339,17 @@ class Session:
                 error = e
         calls = tracer.finished()
         ref_logits, ref_first = self.ref_outputs(idx)
-        whole_forward_swapped = not self.stop_first and any(c.name in self.todo for c in REGIONS)
-        if not self.stop_first and not whole_forward_swapped:
-            # Isolated region values: the learner's GPT.forward around the reference's components.
-            try:
-                logits, first = self.model_outputs(self.model, idx)
-            except Exception:  # noqa: BLE001 - reported below from the traced run
-                first = None
-        else:
-            blocks = [c for c in calls if c.qualname == BLOCK]
-            first = blocks[0].args[0] if blocks else None
-        if logits is None and error is not None:
-            loc = locate_exception(error, self.file)
-            if loc is not None and source.component_at(self.text, loc.line, COMPONENTS) == "loss":
-                logits = loc.locals.get("logits")
-        events = [(c.end, "call", c) for c in calls]
+        emb = BY_NAME["embedding"]
         blocks = [c for c in calls if c.qualname == BLOCK]
-        if first is not None and not whole_forward_swapped:
+        first = _block_inputs(blocks[0]) if blocks else None
+        if not self.stop_first and emb.name not in self.todo:
+            try:  # isolated: the learner's region around the reference's components
+                first = self.model_outputs(self.model, idx)[1]
+            except Exception:  # noqa: BLE001 - the traced run reports it
+                pass
+        events = [(c.end, "call", c) for c in calls]
+        if first is not None and emb.name not in self.todo:
             events.append(((blocks[0].start - 0.5) if blocks else 0, "embedding", first))
-        if logits is not None and not whole_forward_swapped:
-            events.append((math.inf, "forward", logits))
-        emb, fwd = BY_NAME["embedding"], BY_NAME["forward"]
         for _, kind, item in sorted(events, key=lambda e: e[0]):
             if kind == "call":
                 comp = BY_NAME[item.component]
@@ -335,15 +357,18 @@ class Session:
                     continue
                 if self.check_call(comp, item, self.ref_model):
                     self.passed(comp.name)
-            elif kind == "embedding":
+            else:
                 self.check_region(emb, item, ref_first,
                                   lambda bug: self._first_block_input(self.region_variant_outputs, emb, bug, idx))
-            else:
-                self.check_region(fwd, item, ref_logits,
-                                  lambda bug: self.region_variant_outputs(fwd, bug, idx))
         if error is not None:
             self.found(self.exception(error, "the forward pass", self.model, self.ref_model))
             raise Stop
+        ok, err, msg = compare(logits, ref_logits)
+        if not ok and not self.findings:
+            self.found(Finding("mismatch", None, f"the logits differ from the reference although every component "
+                               f"matches: {msg}", max_error=err,
+                               cause="look at the code between components: the loop over the blocks, the final "
+                                     "norm, what GPT.forward passes on"))
 
     def check_call(self, comp, call, ref_model) -> None:
         others = [c for c in CALL_CHECKS if c.name != comp.name]
@@ -361,7 +386,7 @@ class Session:
 
         want = run(ref_fn, ref_self)
         try:
-            with swapped(self.user, self.ref, others):
+            with swapped(self.user, self.ref, others, self.model):
                 got = run(mine, user_self)
         except Exception as e:  # noqa: BLE001
             self.found(self.exception(e, comp.name, self.model, ref_model))
@@ -397,13 +422,12 @@ class Session:
 
     def model_outputs(self, model, idx, targets=None, **kw):
         """The learner's GPT.forward with every function component swapped for the reference's."""
-        with swapped(self.user, self.ref, CALL_CHECKS), torch.no_grad():
+        with swapped(self.user, self.ref, CALL_CHECKS, model), torch.no_grad():
             tracer = Tracer(self.user, model, {BLOCK: "block"})
             with tracer:
                 out = model(idx, targets, **kw) if targets is not None else model(idx, **kw)
         calls = tracer.finished()
-        first = calls[0].args[0] if calls else None
-        return out, first
+        return out, (_block_inputs(calls[0]) if calls else None)
 
     def ref_outputs(self, idx, targets=None, **kw):
         with torch.no_grad():
@@ -411,7 +435,7 @@ class Session:
             with tracer:
                 out = self.ref_model(idx, targets, **kw) if targets is not None else self.ref_model(idx, **kw)
         calls = tracer.finished()
-        return out, (calls[0].args[0] if calls else None)
+        return out, (_block_inputs(calls[0]) if calls else None)
 
     def region_variant_outputs(self, comp, bug, idx, targets=None, **kw):
         fn = fingerprints.variant_function(comp, bug, self.ref, self.ref_text)
@@ -448,7 +472,7 @@ class Session:
             self.found(self.exception(e, "the loss", self.model, self.ref_model))
             raise Stop
         ref_loss = self.ref_model(idx, masked)
-        if any(c.name in self.todo for c in REGIONS) and not self.stop_first:
+        if "loss" in self.todo and not self.stop_first:
             return  # the reference's GPT.forward stands in: nothing of the learner's to check here
         got_loss = loss.detach() if self.stop_first else self.model_outputs(self.model, idx, masked)[0]
         self.check_region(BY_NAME["loss"], got_loss, ref_loss.detach(),
@@ -480,7 +504,7 @@ class Session:
             with tracer:
                 run(comp, bug, idx)
         calls = tracer.finished()
-        return calls[0].args[0] if calls else None
+        return _block_inputs(calls[0]) if calls else None
 
     def init_check(self) -> None:
         comp = BY_NAME["init"]
@@ -575,6 +599,23 @@ def _adam_step(params, state, step, lr=3e-3, b1=0.9, b2=0.95, eps=1e-8):
         v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
         denom = (v / (1 - b2 ** step)).sqrt_().add_(eps)
         p.addcdiv_(m, denom, value=-lr / (1 - b1 ** step))
+
+
+_MISSING = object()
+
+
+def _resolve(name: str, values: dict):
+    """`x` or `self.vocab_size` from a frame's locals; _MISSING when absent."""
+    head, *rest = name.split(".")
+    obj = values.get(head, _MISSING)
+    for part in rest:
+        obj = getattr(obj, part, _MISSING) if obj is not _MISSING else _MISSING
+    return obj
+
+
+def _block_inputs(call) -> tuple:
+    """What the embedding hands to the first block: its tensor arguments (x and the rotary rows)."""
+    return tuple(a for a in call.args if isinstance(a, torch.Tensor))
 
 
 def _module_path(model, obj) -> str | None:
