@@ -138,6 +138,11 @@ class Session:
             self.results[name] = ("done", note)
 
     def found(self, finding: Finding) -> None:
+        if finding.where is None and finding.component is not None:
+            try:  # a mismatch points at the component's code in the learner's file
+                finding.where = self.where(source.locate(self.text, BY_NAME[finding.component]).start + 1)
+            except Exception:  # noqa: BLE001 - no line is better than a crash
+                pass
         if finding.component is not None:
             if self.results.get(finding.component, ("",))[0] == "failing":
                 return
@@ -394,7 +399,9 @@ class Session:
         ok, err, msg = compare(got, want)
         if ok:
             return True
-        inputs = {f"arg{i}": describe(a) for i, a in enumerate(call.args)}
+        names = source.function_params(self.text, comp.target)
+        inputs = {(names[i] if i < len(names) else f"arg{i}"): describe(a) for i, a in enumerate(call.args)}
+        inputs.update({k: describe(v) for k, v in call.kwargs.items()})
         where = f"{comp.target}" + (f" of `{call.path}`" if call.path else "")
         bug = self.fingerprint(comp, got, lambda f: run(f, ref_self))
         self.found(Finding("mismatch", comp.name, f"{comp.title} ({where}) differs from the reference: {msg}",
