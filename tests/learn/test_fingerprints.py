@@ -7,6 +7,7 @@ import torch
 
 from nanochat_cli.learn import check, fingerprints, harness, source
 from nanochat_cli.learn.components import BY_NAME
+from nanochat_cli.learn.findings import compare
 from nanochat_cli.learn.trace import patch, unpatch
 from planted import PLANTS
 
@@ -51,7 +52,7 @@ def test_mutations_apply_to_the_reference_and_change_its_output(reference_text):
                 got = (model(idx), model(idx, targets))
         finally:
             unpatch(undo)
-        same = check.compare(got, want)[0]
+        same = compare(got, want)[0]
         assert same == bug.equivalent, f"{bug.component}: {bug.name} (equivalent={bug.equivalent})"
 
 

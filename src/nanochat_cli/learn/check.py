@@ -14,86 +14,20 @@ Costs ~0.3 s at the tiny config on 2 cores, on top of importing torch.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from nanochat_cli.learn import fingerprints, harness, loader, source
+from nanochat_cli.learn import fingerprints, harness, loader, source, training_checks
 from nanochat_cli.learn.components import BY_NAME, COMPONENTS
+from nanochat_cli.learn.findings import Finding, Report, Stop, compare
 from nanochat_cli.learn.progress import NOT_REACHED
 from nanochat_cli.learn.trace import Tracer, bind_inputs, describe, detach, locate_exception, patch, unpatch
 
-ATOL, RTOL = 1e-4, 1e-3
 CALL_CHECKS = [c for c in COMPONENTS if c.check == "call"]
 REGIONS = [c for c in COMPONENTS if c.is_region]
 BLOCK = BY_NAME["block"].target
-
-
-@dataclass
-class Finding:
-    """Why a step stopped: a TODO, an exception, or a component that differs from the reference."""
-
-    kind: str  # "todo" | "error" | "mismatch"
-    component: str | None
-    message: str
-    where: str | None = None
-    inputs: dict[str, str] = field(default_factory=dict)
-    expected: str | None = None
-    got: str | None = None
-    max_error: float | None = None
-    cause: str | None = None
-    code: str | None = None
-
-
-@dataclass
-class Report:
-    workspace: str
-    findings: list[Finding]
-    results: dict[str, tuple[str, str]]
-    curve: dict[str, Any] | None = None
-    seconds: float = 0.0
-
-    @property
-    def complete(self) -> bool:
-        return not self.findings and all(s == "done" for s, _ in self.results.values())
-
-
-class Stop(Exception):
-    """Raised inside a stage when `stop_first` and a finding was made."""
-
-
-def compare(got: Any, want: Any) -> tuple[bool, float, str]:
-    """(ok, max abs error, what differs) for tensors or tuples of tensors."""
-    if isinstance(want, torch.Tensor):
-        if not isinstance(got, torch.Tensor):
-            return False, math.inf, f"returned {describe(got)}, expected a tensor {describe(want)}"
-        if tuple(got.shape) != tuple(want.shape):
-            return False, math.inf, f"shape {tuple(got.shape)}, expected {tuple(want.shape)}"
-        if got.dtype != want.dtype:
-            return False, math.inf, f"dtype {got.dtype}, expected {want.dtype}"
-        if want.numel() == 0:
-            return True, 0.0, ""
-        got, want = got.detach(), want.detach()
-        diff = (got.double() - want.double()).abs()
-        err = float(diff.nan_to_num(math.inf).max())
-        scale = float(want.double().abs().max())
-        return err <= ATOL + RTOL * scale, err, f"max abs error {err:.3g} (values up to {scale:.3g})"
-    if isinstance(want, (tuple, list)):
-        if not isinstance(got, (tuple, list)) or len(got) != len(want):
-            return False, math.inf, f"returned {describe(got)}, expected {describe(want)}"
-        worst = (True, 0.0, "")
-        for g, w in zip(got, want):
-            ok, err, msg = compare(g, w)
-            if not ok or err > worst[1]:
-                worst = (ok and worst[0], err, msg)
-            if not ok:
-                return worst
-        return worst
-    return (got == want), 0.0 if got == want else math.inf, f"returned {got!r}, expected {want!r}"
 
 
 def _owner(module, qualname: str):
@@ -118,10 +52,9 @@ def swapped(user_mod, ref_mod, comps, model=None):
 
 
 class Session:
-    def __init__(self, gpt_file: Path, stop_first: bool = True, only: str | None = None):
+    def __init__(self, gpt_file: Path, stop_first: bool = True):
         self.file = Path(gpt_file)
         self.stop_first = stop_first
-        self.only = only
         self.text = self.file.read_text(encoding="utf-8")
         self.todo = {c.name for c in COMPONENTS if source.is_todo(self.text, c)}
         self.findings: list[Finding] = []
@@ -152,14 +85,6 @@ class Session:
         self.findings.append(finding)
         if self.stop_first:
             raise Stop
-
-    def substitutes(self):
-        """Components to run as the reference: the TODOs, except in step mode (which must stop at them)."""
-        if self.stop_first:
-            return []
-        todo = [BY_NAME[n] for n in self.todo]
-        # A TODO region means the reference's whole function stands in (regions cannot be swapped alone).
-        return todo + [c for c in REGIONS if any(t.target == c.target for t in todo if t.is_region)]
 
     def where(self, line: int) -> str:
         return f"{self.file.name}:{line}"
@@ -259,10 +184,10 @@ class Session:
             self.model = model
             self.forward_pass()
             self.loss_and_grads()
-            self.init_check()
-            self.kv_check()
+            training_checks.check_init(self)
+            training_checks.check_kv_cache(self)
         if not self.findings and all(self.results.get(c.name, ("",))[0] == "done" for c in COMPONENTS):
-            self.train_curve()
+            training_checks.compare_loss_curves(self)
 
     def config_check(self) -> None:
         """Derived config values (the padded vocabulary) for a few sizes, including the tiny one."""
@@ -513,101 +438,6 @@ class Session:
         calls = tracer.finished()
         return _block_inputs(calls[0]) if calls else None
 
-    def init_check(self) -> None:
-        comp = BY_NAME["init"]
-        if comp.name in self.todo and not self.stop_first:
-            return
-        try:
-            torch.manual_seed(harness.SEED)
-            fresh = self.user.GPT(self.user.GPTConfig(**harness.TINY))
-            torch.manual_seed(harness.SEED)
-            fresh.init_weights()
-        except Exception as e:  # noqa: BLE001
-            self.found(self.exception(e, "init_weights"))
-            return
-        ref = self.ref_model_fresh = harness.reference_model()
-        want = dict(ref.named_parameters())
-        for name, p in fresh.named_parameters():
-            w = want[name].detach()
-            g = p.detach()
-            if compare(g.to(w.dtype), w)[0]:
-                continue
-            problem = _init_problem(g.float(), w.float())
-            if problem:
-                self.found(Finding("mismatch", comp.name, f"`{name}` is initialised differently: {problem}",
-                                   expected=f"mean {w.float().mean():.3g}, std {w.float().std():.3g}",
-                                   got=f"mean {g.float().mean():.3g}, std {g.float().std():.3g}",
-                                   cause="compare your distributions and std with the reference (hint level 2)"))
-                return
-        self.passed(comp.name, "matches the reference's distributions")
-
-    def kv_check(self) -> None:
-        comp = BY_NAME["kv-cache"]
-        if not hasattr(self.user, "KVCache") or (comp.name in self.todo and not self.stop_first):
-            return
-        cfg = harness.TINY
-        prompt = self.idx[:1, :8]
-        full = self.ref_model(self.idx[:1, :12]).detach()
-        head_dim = cfg["n_embd"] // cfg["n_head"]
-        try:
-            with torch.no_grad():
-                cache = self.user.KVCache(1, cfg["seq_len"], cfg["n_layer"], cfg["n_kv_head"], head_dim,
-                                          device=torch.device("cpu"), dtype=torch.float32)
-                outs = [self.model(prompt, kv_cache=cache)[:, -1]]
-                for t in range(8, 11):
-                    outs.append(self.model(self.idx[:1, t:t + 1], kv_cache=cache)[:, -1])
-        except Exception as e:  # noqa: BLE001
-            self.found(self.exception(e, "decoding with the KV cache", self.model, self.ref_model))
-            return
-        got = torch.stack(outs, 1)
-        want = full[:, 7:11]
-        ok, err, msg = compare(got, want)
-        if ok:
-            self.passed(comp.name, "cached decoding matches full recomputation")
-            return
-        self.found(Finding("mismatch", comp.name, f"decoding with the KV cache differs from recomputing the "
-                           f"whole prefix: {msg}", max_error=err,
-                           cause="check the write position (pos), that pos advances once per forward (after the "
-                                 "last layer), the rotary offset (T0 = kv_cache.pos) and the mask when T_q < T_k"))
-
-    def train_curve(self) -> None:
-        """A few Adam steps of both models from the same weights and batches; the curves must agree."""
-        user = self.user.GPT(self.user.GPTConfig(**harness.TINY))
-        ref = harness.reference_model()
-        user.load_state_dict(ref.state_dict())
-        user.float()
-        curves = {"yours": [], "reference": []}
-        for model, key in ((user, "yours"), (ref, "reference")):
-            params = [p for p in model.parameters() if p.requires_grad]
-            state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
-            for step, (x, y) in enumerate(harness.batches(harness.CURVE_STEPS), 1):
-                loss = model(x, y)
-                for p in params:
-                    p.grad = None
-                loss.backward()
-                _adam_step(params, state, step)
-                curves[key].append(round(float(loss.detach()), 5))
-        diff = max(abs(a - b) for a, b in zip(curves["yours"], curves["reference"]))
-        self.curve = {**curves, "max_difference": diff, "match": diff <= 1e-3 * max(curves["reference"])}
-        if not self.curve["match"]:
-            self.found(Finding("mismatch", None, f"training diverges from the reference (max loss difference "
-                               f"{diff:.3g} over {harness.CURVE_STEPS} steps)", max_error=diff,
-                               cause="every component matches once; look for state that changes between calls"))
-
-
-@torch.no_grad()
-def _adam_step(params, state, step, lr=3e-3, b1=0.9, b2=0.95, eps=1e-8):
-    """Plain Adam, written out: `torch.optim` imports torch._dynamo on first use (~2.4 s measured), which
-    would nearly double a complete `learn step`."""
-    for p, (m, v) in zip(params, state):
-        if p.grad is None:
-            continue
-        m.mul_(b1).add_(p.grad, alpha=1 - b1)
-        v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-        denom = (v / (1 - b2 ** step)).sqrt_().add_(eps)
-        p.addcdiv_(m, denom, value=-lr / (1 - b1 ** step))
-
-
 _MISSING = object()
 
 
@@ -631,24 +461,6 @@ def _module_path(model, obj) -> str | None:
     for name, m in model.named_modules():
         if m is obj:
             return name
-    return None
-
-
-def _init_problem(got: torch.Tensor, want: torch.Tensor) -> str | None:
-    """Initialisations agree when their distributions do (the order of random draws may differ)."""
-    if not torch.isfinite(got).all():
-        return "it contains NaN or inf"
-    if float(want.abs().max()) == 0:
-        return None if float(got.abs().max()) == 0 else "the reference starts it at exactly zero"
-    if float(got.abs().max()) == 0:
-        return f"it is all zeros; the reference draws it with std {float(want.std()):.3g}"
-    ws, gs = float(want.std()), float(got.std())
-    if want.numel() > 1 and not (0.8 * ws <= gs <= 1.25 * ws):
-        return f"std {gs:.3g}, the reference's is {ws:.3g}"
-    if abs(float(got.mean()) - float(want.mean())) > 0.2 * max(ws, 1e-8) + 1e-6:
-        return f"mean {float(got.mean()):.3g}, the reference's is {float(want.mean()):.3g}"
-    if want.numel() == 1 and abs(float(got) - float(want)) > 1e-6:
-        return f"value {float(got):.3g}, the reference's is {float(want):.3g}"
     return None
 
 
