@@ -59,10 +59,21 @@ def tokenizer(json: JsonOpt = False) -> None:
     raise NotBuiltYet("bench tokenizer", 4)
 
 
-@app.command("generate")
-def generate(json: JsonOpt = False) -> None:
-    """Generation tokens/s with and without the KV cache, time to first token."""
-    raise NotBuiltYet("bench generate", 7)
+@app.command("generate", epilog="Example: `nanochat bench generate --json` (key `speedup` = cached/uncached tok/s).")
+def generate(json: JsonOpt = False,
+             new_tokens: Annotated[int, typer.Option("--new-tokens", min=1, max=2000, help="Tokens generated per run.")] = 256,
+             threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads (default min(2, cores)).")] = None,
+             ) -> None:
+    """Generation tokens/s with and without the KV cache, time to first token (cpu-tiny and d4 shapes)."""
+    from nanochat_cli.cli import output
+    from nanochat_cli.model.gen_bench import bench_generate
+
+    res = bench_generate(new_tokens=new_tokens, threads=threads, progress=output.info)
+    if json:
+        output.emit_json(res)
+        return
+    output.table("bench generate", ["model", "cached tok/s", "uncached tok/s", "speedup", "first token ms"],
+                 [(k, v["cached_tok_s"], v["uncached_tok_s"], v["speedup"], v["ttft_ms"]) for k, v in res["models"].items()])
 
 
 @app.command("learn")
