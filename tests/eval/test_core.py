@@ -130,3 +130,25 @@ def test_cli_eval_core_mini_suite_and_missing_checkpoint(run_cli, home, tmp_path
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["suite"] == "mini-suite" and "core" not in res and "mini_suite" in res
+
+
+@pytest.mark.dist
+def test_core_ddp_two_ranks_equals_one(run_cli, home, tmp_path):
+    """torchrun (gloo, 2 processes) splits the rows and all_reduces: same accuracies as one process."""
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env, in_netns
+
+    save_tiny_checkpoint(home, "base")
+    write_bundle(home)
+    cfg = str(write_config(tmp_path))
+    one = json.loads(run_cli("eval", "core", "-c", cfg, "--depth", "2", "--json").stdout)
+    cmd = in_netns([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    "-m", "nanochat_cli", "eval", "core", "-c", cfg, "--depth", "2", "--json"])
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                       env=cli_env({"NANOCHAT_HOME": str(home), "OMP_NUM_THREADS": "1"}))
+    assert r.returncode == 0, r.stderr[-2000:]
+    two = json.loads(r.stdout)  # one JSON document: only rank 0 prints
+    assert {k: v["accuracy"] for k, v in two["tasks"].items()} == {k: v["accuracy"] for k, v in one["tasks"].items()}
+    assert two["core"] == pytest.approx(one["core"])

@@ -13,6 +13,24 @@ app = typer.Typer(help="Evaluate a checkpoint: CORE, bits per byte, chat tasks."
 StepOpt = Annotated[Optional[int], typer.Option("--step", help="Checkpoint step (default latest).")]
 
 
+def _show(res: dict, json: bool, title: str, average_keys: tuple[str, ...]) -> None:
+    """Print on rank 0 only (under torchrun every rank computes, one prints), then leave the group."""
+    from nanochat_cli.cli import output
+    from nanochat_cli.train import dist
+
+    try:
+        if not dist.is_rank0():
+            return
+        if json:
+            output.emit_json(res)
+        elif "tasks" in res:
+            _table(title, res, average_keys)
+        else:
+            output.result(f"{res['source']} step {res['step']}: {res['bpb']:.4f} bits per byte ({res['tokens']:,} tokens)")
+    finally:
+        dist.cleanup()
+
+
 def _table(title: str, res: dict, average_keys: tuple[str, ...]) -> None:
     from nanochat_cli.cli import output
 
@@ -40,10 +58,7 @@ def core(ctx: typer.Context,
         raise UsageError(f"--suite must be auto, core or mini, not {suite!r}")
     cfg = build_config(ctx, profile, config, {"model.depth": depth, "eval.core_max_per_task": max_per_task}).config
     res = run_core(cfg, source, step, suite, progress=output.info)
-    if json:
-        output.emit_json(res)
-    else:
-        _table(f"{res['suite']} ({source} step {res['step']})", res, ("core", "mini_suite"))
+    _show(res, json, f"{res['suite']} ({source} step {res['step']})", ("core", "mini_suite"))
 
 
 @app.command("bpb", epilog="Example: `nanochat eval bpb -i base --json`.")
@@ -57,10 +72,7 @@ def bpb(ctx: typer.Context,
 
     cfg = build_config(ctx, profile, config, {"model.depth": depth}).config
     res = run_bpb(cfg, source, step, progress=output.info)
-    if json:
-        output.emit_json(res)
-    else:
-        output.result(f"{source} step {res['step']}: {res['bpb']:.4f} bits per byte ({res['tokens']:,} tokens)")
+    _show(res, json, "bpb", ())
 
 
 @app.command("chat", epilog="Examples: `nanochat eval chat -i sft`; `nanochat eval chat -i mid -a GSM8K --json`.")
@@ -78,7 +90,4 @@ def chat(ctx: typer.Context,
                                               "eval.chat_max_problems": max_problems}).config
     src = source or ("sft" if cfg.chat.source == "base" else cfg.chat.source)
     res = run_chat_eval(cfg, src, step, task, progress=output.info)
-    if json:
-        output.emit_json(res)
-    else:
-        _table(f"{res['suite']} ({src} step {res['step']})", res, ("chatcore", "chat_mini_suite", "partial_average"))
+    _show(res, json, f"{res['suite']} ({src} step {res['step']})", ("chatcore", "chat_mini_suite", "partial_average"))

@@ -21,13 +21,15 @@ def _setup(cfg, source: str, step: int | None):
     import torch
 
     from nanochat_cli.model.inference import load_for_inference
+    from nanochat_cli.model.precision import resolve_device
     from nanochat_cli.train import dist
 
     info = dist.dist_info()
-    loaded = load_for_inference(cfg, source, step)
-    device = next(loaded.model.parameters()).device
-    if info.world_size > 1:
-        dist.init(cfg.dist.backend, device.type)
+    device = torch.device(resolve_device(cfg))
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)  # one GPU per rank
+    dist.init(cfg.dist.backend, device.type)
+    loaded = load_for_inference(cfg, source, step, device=device)
     torch.set_num_threads(cfg.train.threads or max(1, min(8, (os.cpu_count() or 1) // max(1, info.local_world_size))))
     return loaded, device, info
 
@@ -71,6 +73,7 @@ def run_core(cfg, source: str = "base", step: int | None = None, suite: str = "a
 
         load_bundle(bundle)  # preflight before loading the model
     loaded, device, info = _setup(cfg, source, step)
+    progress = progress if info.is_rank0 else (lambda m: None)
     if suite == "mini":
         progress("no CORE eval bundle on this profile: running the packaged mini-suite (NOT the CORE metric)")
         result = evaluate_mini_suite(loaded.model, loaded.tokenizer, cfg.eval.core_max_per_task, device, info.rank,
@@ -94,6 +97,7 @@ def run_bpb(cfg, source: str = "base", step: int | None = None, progress=lambda 
 
     _, val_file = list_shards(cfg)
     loaded, device, info = _setup(cfg, source, step)
+    progress = progress if info.is_rank0 else (lambda m: None)
     T = int(loaded.model.config.seq_len)
     B = max(1, min(cfg.train.device_batch_size, cfg.eval.bpb_tokens // T))
     steps = max(1, cfg.eval.bpb_tokens // (B * T * info.world_size))
@@ -130,6 +134,7 @@ def run_chat_eval(cfg, source: str = "sft", step: int | None = None, task: str |
     for name in names:  # preflight: every dataset loads before the model does
         build_task(cfg, name)
     loaded, device, info = _setup(cfg, source, step)
+    progress = progress if info.is_rank0 else (lambda m: None)
     result = evaluate_chat(cfg, loaded.model, loaded.tokenizer, names, packaged, device, info.rank, info.world_size,
                            progress)
     result.update(source=source, step=loaded.step)
