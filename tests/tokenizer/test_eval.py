@@ -45,6 +45,13 @@ def test_eval_cli_offline_json_and_table(run_cli, home):
     assert all(r["bytes_per_token"] >= 1.0 for res in rows.values() for r in res.values())
     table = run_cli("tokenizer", "eval")
     assert table.returncode == 0 and "gpt2" in table.stdout and "cl100k" in table.stdout and "korean" in table.stdout
+    # A home where the tiktoken files cannot be written: one line, exit 2.
+    import shutil
+
+    shutil.rmtree(home / "tiktoken")
+    (home / "tiktoken").write_text("a file where a directory should be")
+    r = run_cli("tokenizer", "eval")
+    assert r.returncode == 2 and "writable" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 def test_eval_without_tokenizer_is_preflight(run_cli):

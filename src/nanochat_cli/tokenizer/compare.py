@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from nanochat_cli.errors import NanochatError
+from nanochat_cli.errors import NanochatError, UsageError
 from nanochat_cli.paths import Paths
 
 # tiktoken_ext.openai_public's patterns (facts, reproduced so nothing needs its download helpers).
@@ -30,7 +30,11 @@ def reference_encodings(paths: Paths) -> dict:
     from nanochat_cli.data.tiktoken_files import FILES, seed_tiktoken_cache
     from nanochat_cli.tokenizer.bpe import _byte_alphabet, parse_ranks
 
-    directory = seed_tiktoken_cache(paths)
+    try:
+        directory = seed_tiktoken_cache(paths)
+    except OSError as e:
+        raise UsageError(f"cannot write the tiktoken files to {paths.tiktoken}: {e.strerror or e}",
+                         "pass --home DIR (or set NANOCHAT_HOME) to a writable directory") from None
     files = {f.url.rsplit("/", 1)[1]: directory / f.cache_name for f in FILES}
     try:
         encoder = json.loads(files["encoder.json"].read_bytes())
