@@ -249,11 +249,13 @@ def fetch(cfg, phases: list[str]) -> DataReport:
     paths = Paths.of(cfg)
     ensure_writable_dir(paths.datasets)
     errors: dict[str, str] = {}
+    base_new = False
     if "base" in phases:
         from nanochat_cli.data.download import fetch_base
 
         result = fetch_base(cfg)
         failed = getattr(result, "failed", [])
+        base_new = any(r.status == "downloaded" for r in getattr(result, "results", []))
         if failed:
             errors[f"{cfg.data.source} shards/-"] = "failed: " + ", ".join(r.name for r in failed)
     before = check(cfg, phases)
@@ -279,7 +281,8 @@ def fetch(cfg, phases: list[str]) -> DataReport:
     fetched = {(r.item, r.config, r.split) for r in before.problems}
     for row in after.rows:
         if row.status == "ok":
-            row.detail = "downloaded" if (row.item, row.config, row.split) in fetched else "already present"
+            new = (row.item, row.config, row.split) in fetched or (row.item.endswith(" shards") and base_new)
+            row.detail = "downloaded" if new else "already present"
         elif f"{row.item}/{row.config}" in errors:
             row.detail = f"{errors[f'{row.item}/{row.config}']} | {row.detail}"
     return after
