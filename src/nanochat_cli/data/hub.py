@@ -222,7 +222,8 @@ def check(cfg, phases: list[str]) -> DataReport:
 
 def _run_worker(cfg, configs: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
     paths = Paths.of(cfg)
-    job = {"configs": configs, "cache_dir": str(paths.datasets), "hub_cache": str(paths.datasets / "hub"),
+    datasets_dir = paths.datasets.resolve()  # absolute: the worker runs in another directory
+    job = {"configs": configs, "cache_dir": str(datasets_dir), "hub_cache": str(datasets_dir / "hub"),
            "endpoint": cfg.data.hf_endpoint, "retries": cfg.data.retries, "backoff": cfg.data.backoff,
            "timeout": cfg.data.timeout}
     # cwd = the directory holding the package, so `-m` finds this very copy of nanochat_cli.
