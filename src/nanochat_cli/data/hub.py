@@ -78,17 +78,18 @@ def _base_rows(cfg, phases: list[str]) -> list[Row]:
     base = Paths.of(cfg).base_data
     shards = sorted(base.glob("shard_*.parquet")) if base.is_dir() else []
     label = f"{cfg.data.source} shards"
-    bad = []
+    bad, rows = [], []
     for p in shards:
         try:
-            verify_parquet(p)
+            rows.append(verify_parquet(p))
         except ValueError as e:
             bad.append(f"{p.name}: {e}")
     if len(shards) < 2 or bad:
         detail = "; ".join(bad[:3]) or f"{len(shards)} shard(s); need 2+ (train + val)"
         return [Row(label, "-", "train+val", None, "failed" if bad else "missing", phases, detail)]
-    return [Row(label, f"{shards[0].name}…", "train", len(shards) - 1, "ok", phases),
-            Row(label, shards[-1].name, "val", 1, "ok", phases)]
+    # rows = documents; config = which files
+    return [Row(label, f"{len(shards) - 1} shard(s)", "train", sum(rows[:-1]), "ok", phases),
+            Row(label, shards[-1].name, "val", rows[-1], "ok", phases)]
 
 
 @contextmanager
