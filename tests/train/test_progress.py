@@ -32,16 +32,20 @@ def test_disabled_on_other_ranks_prints_nothing(capsys):
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
 def test_rich_bar_on_a_tty_shows_loss_and_mfu():
     pid, fd = pty.fork()
-    if pid == 0:  # child: stderr is the pseudo-terminal
+    if pid == 0:  # child: fd 2 is the pseudo-terminal (sys.stderr is pytest's capture until replaced)
+        code = 1
         try:
+            sys.stderr = open(2, "w", closefd=False)
             p = Progress("base", 5, 0, enabled=True)
             assert p._bar is not None
             for s in range(1, 6):
                 p.update(s, 3.0 - s * 0.1, 1234.0, 41.5)
             p.message("saved here")
             p.close()
+            sys.stderr.flush()
+            code = 0
         finally:
-            os._exit(0)
+            os._exit(code)
     out = b""
     while True:
         try:
