@@ -172,6 +172,19 @@ def test_hub_mixtures_load_from_complete_fixtures(home, tmp_path, hub_rows):
     assert x.shape == (2, 128) and ((y >= 0).sum(dim=1) > 0).all()
 
 
+def test_hub_mixture_with_nothing_fetched_names_data_fetch(home, tmp_path):
+    """The real data.hub.load_split on an empty <home>/datasets (offline): every part is reported."""
+    pytest.importorskip("nanochat_cli.data.hub")
+    cfg = phase_view(chat_config(home, tmp_path, mixture="hub"), "sft")
+    fake_checkpoint(cfg, "mid")
+    with pytest.raises(PreflightError) as e:
+        sft_data(cfg, ByteTokenizer())
+    for part in ("ARC-Easy train", "ARC-Challenge train", "gsm8k main train", "smol-smoltalk train[:10000]",
+                 "smol-smoltalk test", "words_alpha.txt"):
+        assert part in e.value.message
+    assert "nanochat data fetch sft" in e.value.fix and e.value.exit_code == 3
+
+
 def test_missing_word_list_is_caught(home, tmp_path, hub_rows):
     hub_rows(F.build(tmp_path / "hub"))
     cfg = phase_view(chat_config(home, tmp_path, mixture="hub"), "sft")

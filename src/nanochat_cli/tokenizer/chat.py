@@ -6,8 +6,6 @@ Layout (nanochat's): `<|bos|>`, then per turn `<|user_start|>text<|user_end|>` o
 (not learned: the engine forces it at inference). A leading system message is merged into the first
 user message with "\n\n", because the template has no system role (costs nothing for the 2-turn
 tasks here). It does not sample or run tools; `model/engine.py` does that.
-NOTE: written by helper `tasks` against the contract in HELPERS.md; if helper `tok` ships its own
-`tokenizer/chat.py`, theirs wins at merge (same functions, same semantics).
 """
 
 from __future__ import annotations
