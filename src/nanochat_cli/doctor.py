@@ -3,7 +3,7 @@
 Each check is a plain function `check(ctx) -> list[Result]` in `CHECKS`; another module adds its own
 with `@register`. Checks load things for real (parquet footers, the tokenizer, each HF dataset split
 through `data.hub.load_split`), because "the directory exists" is what fails at 3 a.m. on a compute
-node. Cost: ~2 s on a login node (importing torch for the GPU count dominates). A piece another
+node. Cost: 2–6 s here (importing torch for the GPU count dominates). A piece another
 module has not built yet shows as `n/a` with its issue, never as a pass. Exit 3 when any row FAILs;
 WARN rows do not stop a job. This module only reports; it never downloads or repairs anything.
 """
@@ -21,8 +21,9 @@ from nanochat_cli.errors import PreflightError, UsageError
 from nanochat_cli.paths import PHASES, Paths
 
 OK, WARN, FAIL, SKIP, NA = "ok", "warn", "fail", "skip", "n/a"
+# Names people type when they mean "whatever" (training replaces the same kind with a generated id).
 PLACEHOLDER_RUN_NAMES = {"dummy", "test", "tests", "run", "tmp", "temp", "foo", "bar", "baz", "debug", "untitled",
-                         "default", "xxx", "asdf", "example", "my-run", "myrun", "name", "changeme"}
+                         "default", "xxx", "asdf", "example", "my-run", "myrun", "name", "changeme", "none", "null"}
 # Bytes per parameter in one checkpoint: fp32 weights (4) + optimizer state (~8: AdamW's two moments,
 # Muon's one momentum buffer plus its share), a ~12 B/param upper bound used for the disk estimate.
 CKPT_BYTES_PER_PARAM = 12
