@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 
+from nanochat_cli.learn.components import COMPONENTS
+
+FIRST, SECOND = COMPONENTS[0].name, COMPONENTS[1].name
 
 
 def test_init_step_status(run_cli, tmp_path):
@@ -66,21 +69,21 @@ def test_hint_levels_are_remembered(run_cli, tmp_path):
 def test_solution_reset_and_status_progress(run_cli, tmp_path):
     ws = tmp_path / "w"
     run_cli("learn", "init", str(ws))
-    r = run_cli("learn", "solution", "rotary-table", "-w", str(ws))
+    r = run_cli("learn", "solution", FIRST, "-w", str(ws))
     assert r.returncode == 2 and "--yes" in r.stderr  # no terminal to ask: refuses rather than spoil
-    r = run_cli("learn", "solution", "rotary-table", "--yes", "--apply", "-w", str(ws))
-    assert r.returncode == 0 and "arange" in r.stdout
+    r = run_cli("learn", "solution", FIRST, "--yes", "--apply", "-w", str(ws))
+    assert r.returncode == 0 and "reference" in r.stdout
     r = run_cli("learn", "step", str(ws))
-    assert r.stdout.startswith("TODO embedding"), r.stdout
+    assert r.stdout.startswith(f"TODO {SECOND}"), r.stdout
     r = run_cli("learn", "status", str(ws), "--json")
     import json
 
     status = {c["name"]: c["status"] for c in json.loads(r.stdout)["components"]}
-    assert status["rotary-table"] == "done" and status["attention"] == "todo"
-    assert "[x]  1. **rotary-table**" in (ws / "PROGRESS.md").read_text()
-    r = run_cli("learn", "reset", "rotary-table", "-w", str(ws))
+    assert status[FIRST] == "done" and status["attention"] == "todo"
+    assert f"[x]  1. **{FIRST}**" in (ws / "PROGRESS.md").read_text()
+    r = run_cli("learn", "reset", FIRST, "-w", str(ws))
     assert r.returncode == 0
-    assert run_cli("learn", "step", str(ws)).stdout.startswith("TODO rotary-table")
+    assert run_cli("learn", "step", str(ws)).stdout.startswith(f"TODO {FIRST}")
     assert list((ws / "backups").glob("*/gpt.py"))
 
 
@@ -125,12 +128,12 @@ def test_watch_reruns_on_change_and_stops_on_ctrl_c(home, tmp_path):
 
     try:
         out = wait_for("Progress:")
-        assert "TODO rotary-table" in out
+        assert f"TODO {FIRST}" in out
         from nanochat_cli.learn import workspace
 
-        workspace.apply_solution(ws, "rotary-table")
-        out = wait_for("TODO embedding")
-        assert "[run 2" in out and "TODO embedding" in out.split("[run 2")[1]
+        workspace.apply_solution(ws, FIRST)
+        out = wait_for(f"TODO {SECOND}")
+        assert "[run 2" in out and f"TODO {SECOND}" in out.split("[run 2")[1]
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=30)
         assert rc == 0

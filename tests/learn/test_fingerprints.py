@@ -7,6 +7,8 @@ import torch
 
 from nanochat_cli.learn import check, fingerprints, harness, source
 from nanochat_cli.learn.components import BY_NAME
+from nanochat_cli.learn.findings import compare
+from nanochat_cli.learn.trace import patch, unpatch
 from tests.learn.planted import PLANTS
 
 
@@ -35,7 +37,7 @@ def test_mutations_apply_to_the_reference_and_change_its_output(reference_text):
     model = harness.perturb(harness.reference_model())
     idx, targets = harness.batches(1)[0]
     with torch.no_grad():
-        want = model(idx, targets)
+        want = (model(idx), model(idx, targets))
     for bug in fingerprints.BUGS:
         if bug.fn is not None:
             continue
@@ -43,22 +45,21 @@ def test_mutations_apply_to_the_reference_and_change_its_output(reference_text):
         variant = fingerprints.variant_function(comp, bug, ref, reference_text)  # raises if it no longer applies
         owner_name, _, attr = comp.target.rpartition(".")
         owner = getattr(ref, owner_name) if owner_name else ref
-        original = owner.__dict__[attr] if owner_name else getattr(owner, attr)
-        setattr(owner, attr, variant)
+        undo: list = []
+        patch(owner, attr, variant, model, undo)  # also where a module holds the function (self.attend)
         try:
             with torch.no_grad():
-                got = model(idx, targets)
+                got = (model(idx), model(idx, targets))
         finally:
-            setattr(owner, attr, original)
-        same = check.compare(got, want)[0]
+            unpatch(undo)
+        same = compare(got, want)[0]
         assert same == bug.equivalent, f"{bug.component}: {bug.name} (equivalent={bug.equivalent})"
 
 
 def test_init_mismatch_names_the_parameter(complete_text, reference_text, ws_file):
     comp = BY_NAME["init"]
     body = source.span_text(complete_text, source.locate(complete_text, comp))
-    body = body.replace("torch.nn.init.zeros_(block.attn.c_proj.weight)",
-                        "torch.nn.init.normal_(block.attn.c_proj.weight, std=0.02)")
+    body = body.replace("zeros_(block.attn.c_proj.weight)", "normal_(block.attn.c_proj.weight, std=0.02)")
     assert "normal_(block.attn.c_proj.weight" in body
     ws_file.write_text(source.replace(complete_text, source.locate(complete_text, comp), body))
     f = check.run_step(ws_file).findings[0]
@@ -68,21 +69,20 @@ def test_init_mismatch_names_the_parameter(complete_text, reference_text, ws_fil
 def test_error_inside_a_component_is_located(complete_text, ws_file):
     comp = BY_NAME["mlp"]
     text = source.replace(complete_text, source.locate(complete_text, comp),
-                          "x = self.c_fc(x)\nreturn self.c_proj(x[..., :10])")
+                          "h = self.c_fc(x)\nreturn self.c_proj(h[..., :10])")
     ws_file.write_text(text)
     f = check.run_step(ws_file).findings[0]
     assert f.kind == "error" and f.component == "mlp"
     line = int(f.where.split(":")[1])
-    assert "x[..., :10]" in text.splitlines()[line - 1]
+    assert "h[..., :10]" in text.splitlines()[line - 1]
     assert "x" in f.inputs
 
 
 def test_missing_ignore_index_is_explained(complete_text, ws_file):
     comp = BY_NAME["loss"]
     text = source.replace(complete_text, source.locate(complete_text, comp),
-                          "if targets is not None:\n"
-                          "    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))\n"
-                          "return logits", region="loss")
+                          "if targets is None:\n    return logits\n"
+                          "return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))", region="loss")
     ws_file.write_text(text)
     f = check.run_step(ws_file).findings[0]
     assert f.component == "loss" and "ignore_index" in (f.cause or "")

@@ -41,3 +41,29 @@ def test_incompatible_files_are_usage_errors(edit, message, skeleton_text, compl
 def test_missing_file(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         load_user_model_class(tmp_path / "nope.py")
+
+
+def test_build_user_model_trains_with_the_reference_optimizers(complete_text, ws_file):
+    """What `train base --model` does: the learner's class, their init, the reference's optimizers."""
+    import torch
+
+    from nanochat_cli.config import load_config
+    from nanochat_cli.learn import harness
+    from nanochat_cli.learn.loader import build_user_model
+    from nanochat_cli.model.optim import build_optimizers
+
+    ws_file.write_text(complete_text)
+    model = build_user_model(ws_file, harness.reference().GPTConfig(**harness.TINY), "cpu", torch.float32)
+    assert type(model).__module__.startswith("nanochat_learn_user_")
+    cfg = load_config(flags={"train.compile": "off", "train.dtype": "float32"}).config
+    optimizers = build_optimizers(model, cfg)
+    (x, y), = harness.batches(1)
+    losses = []
+    for _ in range(3):
+        loss = model(x, y)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        model.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0]

@@ -56,3 +56,15 @@ def test_reset_puts_the_placeholder_back(complete_text, reference_text):
     assert source.is_todo(text, comp)
     assert sum(source.is_todo(text, c) for c in COMPONENTS) == 1
     assert skeleton.splice_reference(text, reference_text, comp) == complete_text
+
+
+def test_debug_prints_run_when_uncommented(skeleton_text, reference_text, ws_file, capsys):
+    """Every commented debug print of the skeleton is valid at its place: uncommented, each component
+    still stops at its own TODO after printing."""
+    text = skeleton_text.replace("# print(", "print(")
+    ws_file.write_text(text)
+    for comp in COMPONENTS[:6]:
+        report = check.run_step(ws_file)
+        assert (report.findings[0].kind, report.findings[0].component) == ("todo", comp.name), report.findings[0]
+        assert f"{comp.name}:" in capsys.readouterr().out
+        ws_file.write_text(skeleton.splice_reference(ws_file.read_text(), reference_text, comp))

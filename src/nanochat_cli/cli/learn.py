@@ -69,10 +69,11 @@ def step(workspace: DirArg = None, json: JsonOpt = False) -> None:
 
     Exit code 0 when every component matches the reference, 1 while there is work left."""
     from nanochat_cli.cli import output
-    from nanochat_cli.learn import check, display
     from nanochat_cli.learn import workspace as wsmod
 
-    ws = wsmod.require(workspace)
+    ws = wsmod.require(workspace)  # before importing torch: a bad path answers at once
+    from nanochat_cli.learn import check, display
+
     report = check.run_step(ws.gpt, stop_first=True)
     _record(ws, report)
     if json:
@@ -86,10 +87,11 @@ def step(workspace: DirArg = None, json: JsonOpt = False) -> None:
 def status(workspace: DirArg = None, json: JsonOpt = False) -> None:
     """Checklist of components in execution order: done, failing, todo (also written to PROGRESS.md)."""
     from nanochat_cli.cli import output
-    from nanochat_cli.learn import check, display
     from nanochat_cli.learn import workspace as wsmod
 
-    ws = wsmod.require(workspace)
+    ws = wsmod.require(workspace)  # before importing torch: a bad path answers at once
+    from nanochat_cli.learn import check, display
+
     report = check.run_step(ws.gpt, stop_first=False)
     _record(ws, report)
     if json:
@@ -107,12 +109,13 @@ def check_cmd(component: Annotated[Optional[str], typer.Argument(
               workspace: WsOpt = None, json: JsonOpt = False) -> None:
     """Check a component (or all) against the reference; TODOs elsewhere are stood in by the reference."""
     from nanochat_cli.cli import output
-    from nanochat_cli.learn import check, display
     from nanochat_cli.learn import workspace as wsmod
     from nanochat_cli.learn.components import get
 
     ws = wsmod.require(workspace)
     name = get(component).name if component else None
+    from nanochat_cli.learn import check, display
+
     report = check.run_step(ws.gpt, stop_first=False)
     _record(ws, report)
     findings = [f for f in report.findings if name is None or f.component == name]

@@ -14,86 +14,20 @@ Costs ~0.3 s at the tiny config on 2 cores, on top of importing torch.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from nanochat_cli.learn import fingerprints, harness, loader, source
+from nanochat_cli.learn import fingerprints, harness, loader, source, training_checks
 from nanochat_cli.learn.components import BY_NAME, COMPONENTS
+from nanochat_cli.learn.findings import Finding, Report, Stop, compare
 from nanochat_cli.learn.progress import NOT_REACHED
-from nanochat_cli.learn.trace import Tracer, bind_inputs, describe, detach, locate_exception
+from nanochat_cli.learn.trace import Tracer, bind_inputs, describe, detach, locate_exception, patch, unpatch
 
-ATOL, RTOL = 1e-4, 1e-3
 CALL_CHECKS = [c for c in COMPONENTS if c.check == "call"]
 REGIONS = [c for c in COMPONENTS if c.is_region]
 BLOCK = BY_NAME["block"].target
-
-
-@dataclass
-class Finding:
-    """Why a step stopped: a TODO, an exception, or a component that differs from the reference."""
-
-    kind: str  # "todo" | "error" | "mismatch"
-    component: str | None
-    message: str
-    where: str | None = None
-    inputs: dict[str, str] = field(default_factory=dict)
-    expected: str | None = None
-    got: str | None = None
-    max_error: float | None = None
-    cause: str | None = None
-    code: str | None = None
-
-
-@dataclass
-class Report:
-    workspace: str
-    findings: list[Finding]
-    results: dict[str, tuple[str, str]]
-    curve: dict[str, Any] | None = None
-    seconds: float = 0.0
-
-    @property
-    def complete(self) -> bool:
-        return not self.findings and all(s == "done" for s, _ in self.results.values())
-
-
-class Stop(Exception):
-    """Raised inside a stage when `stop_first` and a finding was made."""
-
-
-def compare(got: Any, want: Any) -> tuple[bool, float, str]:
-    """(ok, max abs error, what differs) for tensors or tuples of tensors."""
-    if isinstance(want, torch.Tensor):
-        if not isinstance(got, torch.Tensor):
-            return False, math.inf, f"returned {describe(got)}, expected a tensor {describe(want)}"
-        if tuple(got.shape) != tuple(want.shape):
-            return False, math.inf, f"shape {tuple(got.shape)}, expected {tuple(want.shape)}"
-        if got.dtype != want.dtype:
-            return False, math.inf, f"dtype {got.dtype}, expected {want.dtype}"
-        if want.numel() == 0:
-            return True, 0.0, ""
-        got, want = got.detach(), want.detach()
-        diff = (got.double() - want.double()).abs()
-        err = float(diff.nan_to_num(math.inf).max())
-        scale = float(want.double().abs().max())
-        return err <= ATOL + RTOL * scale, err, f"max abs error {err:.3g} (values up to {scale:.3g})"
-    if isinstance(want, (tuple, list)):
-        if not isinstance(got, (tuple, list)) or len(got) != len(want):
-            return False, math.inf, f"returned {describe(got)}, expected {describe(want)}"
-        worst = (True, 0.0, "")
-        for g, w in zip(got, want):
-            ok, err, msg = compare(g, w)
-            if not ok or err > worst[1]:
-                worst = (ok and worst[0], err, msg)
-            if not ok:
-                return worst
-        return worst
-    return (got == want), 0.0 if got == want else math.inf, f"returned {got!r}, expected {want!r}"
 
 
 def _owner(module, qualname: str):
@@ -102,26 +36,25 @@ def _owner(module, qualname: str):
 
 
 @contextlib.contextmanager
-def swapped(user_mod, ref_mod, comps):
-    """Temporarily replace the learner's functions for `comps` with the reference's (by qualname)."""
-    undo = []
+def swapped(user_mod, ref_mod, comps, model=None):
+    """Temporarily replace the learner's functions for `comps` with the reference's (by qualname), also
+    where `model`'s submodules hold the learner's function as an attribute."""
+    undo: list = []
     try:
         for qualname in sorted({c.target for c in comps}):
             owner, attr = _owner(user_mod, qualname)
             ref_owner, _ = _owner(ref_mod, qualname)
-            undo.append((owner, attr, owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)))
-            setattr(owner, attr, ref_owner.__dict__[attr] if isinstance(ref_owner, type) else getattr(ref_owner, attr))
+            new = ref_owner.__dict__[attr] if isinstance(ref_owner, type) else getattr(ref_owner, attr)
+            patch(owner, attr, new, model, undo)
         yield
     finally:
-        for owner, attr, original in reversed(undo):
-            setattr(owner, attr, original)
+        unpatch(undo)
 
 
 class Session:
-    def __init__(self, gpt_file: Path, stop_first: bool = True, only: str | None = None):
+    def __init__(self, gpt_file: Path, stop_first: bool = True):
         self.file = Path(gpt_file)
         self.stop_first = stop_first
-        self.only = only
         self.text = self.file.read_text(encoding="utf-8")
         self.todo = {c.name for c in COMPONENTS if source.is_todo(self.text, c)}
         self.findings: list[Finding] = []
@@ -138,6 +71,11 @@ class Session:
             self.results[name] = ("done", note)
 
     def found(self, finding: Finding) -> None:
+        if finding.where is None and finding.component is not None:
+            try:  # a mismatch points at the component's code in the learner's file
+                finding.where = self.where(source.locate(self.text, BY_NAME[finding.component]).start + 1)
+            except Exception:  # noqa: BLE001 - no line is better than a crash
+                pass
         if finding.component is not None:
             if self.results.get(finding.component, ("",))[0] == "failing":
                 return
@@ -148,14 +86,6 @@ class Session:
         if self.stop_first:
             raise Stop
 
-    def substitutes(self):
-        """Components to run as the reference: the TODOs, except in step mode (which must stop at them)."""
-        if self.stop_first:
-            return []
-        todo = [BY_NAME[n] for n in self.todo]
-        # A TODO region means the reference's whole function stands in (regions cannot be swapped alone).
-        return todo + [c for c in REGIONS if any(t.target == c.target for t in todo if t.is_region)]
-
     def where(self, line: int) -> str:
         return f"{self.file.name}:{line}"
 
@@ -163,19 +93,27 @@ class Session:
     # exceptions from the learner's code
 
     def exception(self, exc: BaseException, stage: str, model=None, ref_model=None) -> Finding:
-        loc = locate_exception(exc, self.file)
+        def is_component(loc) -> bool:
+            return source.component_at(self.text, loc.line, COMPONENTS) is not None
+
+        loc = locate_exception(exc, self.file, prefer=is_component)
         if loc is None:
             return Finding("error", None, f"{stage} failed outside gpt.py: {type(exc).__name__}: {exc}")
         name = source.component_at(self.text, loc.line, COMPONENTS) or next(
             (c.name for c in COMPONENTS if c.target == loc.qualname and not c.is_region), None)
         comp = BY_NAME.get(name) if name else None
-        if comp is not None and comp.is_region:
-            shown = [n for n in comp.debug if n in loc.locals] or [n for n in loc.locals if n != "self"]
+        if comp is not None and comp.debug:
+            values = {n: _resolve(n, loc.locals) for n in comp.debug}
+            inputs = {n: describe(v) for n, v in values.items() if v is not _MISSING}
+            shown = []
+        elif comp is not None and comp.is_region:
+            shown = [n for n in loc.locals if n != "self"]
         else:
             shown = [n for n in loc.locals if n != "self"]
             fn_params = source.function_params(self.text, loc.qualname) if loc.qualname != "<module>" else []
             shown = [n for n in fn_params if n in loc.locals] or shown
-        inputs = {n: describe(loc.locals[n]) for n in shown[:8]}
+        if shown or not (comp is not None and comp.debug):
+            inputs = {n: describe(loc.locals[n]) for n in shown[:8]}
         expected = self.expected_output(comp, loc.locals, model, ref_model) if comp else None
         if isinstance(exc, NotImplementedError):
             kind, message = "todo", (f"{comp.title}: {comp.computes}" if comp else str(exc))
@@ -236,30 +174,52 @@ class Session:
         except Exception as e:  # noqa: BLE001 - any import-time error is the learner's to see
             self.found(self.exception(e, "importing gpt.py"))
             raise Stop
-        subs = self.substitutes()
-        with swapped(self.user, self.ref, [c for c in subs if not c.is_region] + self._todo_function_regions(subs)):
+        # In status/check mode the reference stands in for TODOs (a TODO region: its whole function).
+        with swapped(self.user, self.ref, self.substitutes()):
             self.ref_model = harness.perturb(harness.reference_model())
+            self.config_check()
             model = self.build()
             if model is None:
                 raise Stop
             self.model = model
             self.forward_pass()
             self.loss_and_grads()
-            self.init_check()
-            self.kv_check()
+            training_checks.check_init(self)
+            training_checks.check_kv_cache(self)
         if not self.findings and all(self.results.get(c.name, ("",))[0] == "done" for c in COMPONENTS):
-            self.train_curve()
+            training_checks.compare_loss_curves(self)
 
-    def _todo_function_regions(self, subs):
-        """When a region is a TODO its whole function is replaced: return a stand-in with that target."""
-        return [c for c in subs if c.is_region][:1]
+    def config_check(self) -> None:
+        """Derived config values (the padded vocabulary) for a few sizes, including the tiny one."""
+        for comp in (c for c in COMPONENTS if c.check == "config"):
+            if comp.name in self.todo and not self.stop_first:
+                continue
+            attr = comp.target.rpartition(".")[2]
+            for vocab in (harness.TINY["vocab_size"], 64, 65, 50257):
+                values = {**harness.TINY, "vocab_size": vocab}
+                try:
+                    got = getattr(self.user.GPTConfig(**values), attr)
+                except Exception as e:  # noqa: BLE001
+                    self.found(self.exception(e, "GPTConfig"))
+                    return
+                want = getattr(self.ref.GPTConfig(**values), attr)
+                if got != want:
+                    self.found(Finding("mismatch", comp.name, f"GPTConfig(vocab_size={vocab}).{attr} is {got!r}, "
+                                       f"the reference's is {want!r}", expected=repr(want), got=repr(got),
+                                       cause="round *up* to a multiple of pad_vocab_to, with integers"))
+                    return
+            self.passed(comp.name)
+
+    def substitutes(self):
+        """Components to run as the reference: the TODOs, except in step mode (which must stop at them)."""
+        if self.stop_first:
+            return []
+        return [BY_NAME[n] for n in self.todo]
 
     def build(self):
-        cfg_values = dict(harness.TINY)
         try:
             torch.manual_seed(harness.SEED)
-            config = self.user.GPTConfig(**cfg_values)
-            model = self.user.GPT(config)
+            model = self.user.GPT(self.user.GPTConfig(**harness.TINY))
         except Exception as e:  # noqa: BLE001
             self.found(self.exception(e, "building GPT(config)"))
             return None
@@ -268,26 +228,28 @@ class Session:
         if set(mine) != set(ref_state) or any(tuple(mine[k].shape) != tuple(v.shape) for k, v in ref_state.items()):
             missing = sorted(set(ref_state) - set(mine))
             extra = sorted(set(mine) - set(ref_state))
-            self.found(Finding("error", None, "your model's parameters differ from the reference's: "
-                               + "; ".join([f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {extra[:3]}"] * bool(extra)),
-                               cause="keep the parameter names and shapes of the skeleton's __init__ methods"))
+            shapes = [f"{k} {tuple(mine[k].shape)} not {tuple(v.shape)}" for k, v in ref_state.items()
+                      if k in mine and tuple(mine[k].shape) != tuple(v.shape)]
+            parts = [f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {extra[:3]}"] * bool(extra) + shapes[:3]
+            self.found(Finding("error", None, "your model's parameters differ from the reference's: " + "; ".join(parts),
+                               cause="keep the parameter names and shapes of the skeleton's __init__ methods "
+                                     "(and check the config component)"))
             return None
         model.load_state_dict(ref_state)
         model.float()
         # Non-persistent buffers (the rotary table) are computed by the learner's own code.
-        ref_buffers = dict(self.ref_model.named_buffers())
-        comps = [c for c in COMPONENTS if c.check == "buffers"]
-        for comp in comps:
+        for comp in (c for c in COMPONENTS if c.check == "buffers"):
             if comp.name in self.todo and not self.stop_first:
                 continue
-            for name, want in ref_buffers.items():
-                got = dict(model.named_buffers()).get(name)
+            mine = dict(model.named_buffers())
+            for name, want in self.ref_model.named_buffers():
+                got = mine.get(name)
                 ok, err, msg = compare(got, want)
                 if not ok:
                     self.found(Finding("mismatch", comp.name, f"buffer `{name}` differs from the reference: {msg}",
                                        max_error=err, expected=describe(want), got=describe(got),
-                                       cause="check the frequencies (base ** (-2i/head_dim)), the positions "
-                                             "0..seq_len-1 and the broadcast dims (1, T, 1, D/2)"))
+                                       cause="check the frequencies base ** (-2i/head_dim) for i = 0..head_dim/2-1, "
+                                             "the positions 0..seq_len-1, and cos/sin in that order"))
                     break
             else:
                 self.passed(comp.name)
@@ -295,7 +257,7 @@ class Session:
 
     def forward_pass(self) -> None:
         """The learner's forward pass as they wrote it, traced; then every event checked in the order it
-        finished: each traced call (alone), the embedding (first block's input), the logits, the error."""
+        finished: the embedding (what the first block receives), each traced call (alone), the error."""
         idx, _ = harness.batches(1)[0]
         self.idx = idx
         tracer = Tracer(self.user, self.model, {c.target: c.name for c in CALL_CHECKS})
@@ -307,27 +269,17 @@ class Session:
                 error = e
         calls = tracer.finished()
         ref_logits, ref_first = self.ref_outputs(idx)
-        whole_forward_swapped = not self.stop_first and any(c.name in self.todo for c in REGIONS)
-        if not self.stop_first and not whole_forward_swapped:
-            # Isolated region values: the learner's GPT.forward around the reference's components.
-            try:
-                logits, first = self.model_outputs(self.model, idx)
-            except Exception:  # noqa: BLE001 - reported below from the traced run
-                first = None
-        else:
-            blocks = [c for c in calls if c.qualname == BLOCK]
-            first = blocks[0].args[0] if blocks else None
-        if logits is None and error is not None:
-            loc = locate_exception(error, self.file)
-            if loc is not None and source.component_at(self.text, loc.line, COMPONENTS) == "loss":
-                logits = loc.locals.get("logits")
-        events = [(c.end, "call", c) for c in calls]
+        emb = BY_NAME["embedding"]
         blocks = [c for c in calls if c.qualname == BLOCK]
-        if first is not None and not whole_forward_swapped:
+        first = _block_inputs(blocks[0]) if blocks else None
+        if not self.stop_first and emb.name not in self.todo:
+            try:  # isolated: the learner's region around the reference's components
+                first = self.model_outputs(self.model, idx)[1]
+            except Exception:  # noqa: BLE001 - the traced run reports it
+                pass
+        events = [(c.end, "call", c) for c in calls]
+        if first is not None and emb.name not in self.todo:
             events.append(((blocks[0].start - 0.5) if blocks else 0, "embedding", first))
-        if logits is not None and not whole_forward_swapped:
-            events.append((math.inf, "forward", logits))
-        emb, fwd = BY_NAME["embedding"], BY_NAME["forward"]
         for _, kind, item in sorted(events, key=lambda e: e[0]):
             if kind == "call":
                 comp = BY_NAME[item.component]
@@ -335,15 +287,18 @@ class Session:
                     continue
                 if self.check_call(comp, item, self.ref_model):
                     self.passed(comp.name)
-            elif kind == "embedding":
+            else:
                 self.check_region(emb, item, ref_first,
                                   lambda bug: self._first_block_input(self.region_variant_outputs, emb, bug, idx))
-            else:
-                self.check_region(fwd, item, ref_logits,
-                                  lambda bug: self.region_variant_outputs(fwd, bug, idx))
         if error is not None:
             self.found(self.exception(error, "the forward pass", self.model, self.ref_model))
             raise Stop
+        ok, err, msg = compare(logits, ref_logits)
+        if not ok and not self.findings:
+            self.found(Finding("mismatch", None, f"the logits differ from the reference although every component "
+                               f"matches: {msg}", max_error=err,
+                               cause="look at the code between components: the loop over the blocks, the final "
+                                     "norm, what GPT.forward passes on"))
 
     def check_call(self, comp, call, ref_model) -> None:
         others = [c for c in CALL_CHECKS if c.name != comp.name]
@@ -361,7 +316,7 @@ class Session:
 
         want = run(ref_fn, ref_self)
         try:
-            with swapped(self.user, self.ref, others):
+            with swapped(self.user, self.ref, others, self.model):
                 got = run(mine, user_self)
         except Exception as e:  # noqa: BLE001
             self.found(self.exception(e, comp.name, self.model, ref_model))
@@ -369,7 +324,9 @@ class Session:
         ok, err, msg = compare(got, want)
         if ok:
             return True
-        inputs = {f"arg{i}": describe(a) for i, a in enumerate(call.args)}
+        names = source.function_params(self.text, comp.target)
+        inputs = {(names[i] if i < len(names) else f"arg{i}"): describe(a) for i, a in enumerate(call.args)}
+        inputs.update({k: describe(v) for k, v in call.kwargs.items()})
         where = f"{comp.target}" + (f" of `{call.path}`" if call.path else "")
         bug = self.fingerprint(comp, got, lambda f: run(f, ref_self))
         self.found(Finding("mismatch", comp.name, f"{comp.title} ({where}) differs from the reference: {msg}",
@@ -397,13 +354,12 @@ class Session:
 
     def model_outputs(self, model, idx, targets=None, **kw):
         """The learner's GPT.forward with every function component swapped for the reference's."""
-        with swapped(self.user, self.ref, CALL_CHECKS), torch.no_grad():
+        with swapped(self.user, self.ref, CALL_CHECKS, model), torch.no_grad():
             tracer = Tracer(self.user, model, {BLOCK: "block"})
             with tracer:
                 out = model(idx, targets, **kw) if targets is not None else model(idx, **kw)
         calls = tracer.finished()
-        first = calls[0].args[0] if calls else None
-        return out, first
+        return out, (_block_inputs(calls[0]) if calls else None)
 
     def ref_outputs(self, idx, targets=None, **kw):
         with torch.no_grad():
@@ -411,7 +367,7 @@ class Session:
             with tracer:
                 out = self.ref_model(idx, targets, **kw) if targets is not None else self.ref_model(idx, **kw)
         calls = tracer.finished()
-        return out, (calls[0].args[0] if calls else None)
+        return out, (_block_inputs(calls[0]) if calls else None)
 
     def region_variant_outputs(self, comp, bug, idx, targets=None, **kw):
         fn = fingerprints.variant_function(comp, bug, self.ref, self.ref_text)
@@ -448,7 +404,7 @@ class Session:
             self.found(self.exception(e, "the loss", self.model, self.ref_model))
             raise Stop
         ref_loss = self.ref_model(idx, masked)
-        if any(c.name in self.todo for c in REGIONS) and not self.stop_first:
+        if "loss" in self.todo and not self.stop_first:
             return  # the reference's GPT.forward stands in: nothing of the learner's to check here
         got_loss = loss.detach() if self.stop_first else self.model_outputs(self.model, idx, masked)[0]
         self.check_region(BY_NAME["loss"], got_loss, ref_loss.detach(),
@@ -480,101 +436,23 @@ class Session:
             with tracer:
                 run(comp, bug, idx)
         calls = tracer.finished()
-        return calls[0].args[0] if calls else None
+        return _block_inputs(calls[0]) if calls else None
 
-    def init_check(self) -> None:
-        comp = BY_NAME["init"]
-        if comp.name in self.todo and not self.stop_first:
-            return
-        try:
-            torch.manual_seed(harness.SEED)
-            fresh = self.user.GPT(self.user.GPTConfig(**harness.TINY))
-            torch.manual_seed(harness.SEED)
-            fresh.init_weights()
-        except Exception as e:  # noqa: BLE001
-            self.found(self.exception(e, "init_weights"))
-            return
-        ref = self.ref_model_fresh = harness.reference_model()
-        want = dict(ref.named_parameters())
-        for name, p in fresh.named_parameters():
-            w = want[name].detach()
-            g = p.detach()
-            if compare(g.to(w.dtype), w)[0]:
-                continue
-            problem = _init_problem(g.float(), w.float())
-            if problem:
-                self.found(Finding("mismatch", comp.name, f"`{name}` is initialised differently: {problem}",
-                                   expected=f"mean {w.float().mean():.3g}, std {w.float().std():.3g}",
-                                   got=f"mean {g.float().mean():.3g}, std {g.float().std():.3g}",
-                                   cause="compare your distributions and std with the reference (hint level 2)"))
-                return
-        self.passed(comp.name, "matches the reference's distributions")
-
-    def kv_check(self) -> None:
-        comp = BY_NAME["kv-cache"]
-        if not hasattr(self.user, "KVCache") or (comp.name in self.todo and not self.stop_first):
-            return
-        cfg = harness.TINY
-        prompt = self.idx[:1, :8]
-        full = self.ref_model(self.idx[:1, :12]).detach()
-        head_dim = cfg["n_embd"] // cfg["n_head"]
-        try:
-            with torch.no_grad():
-                cache = self.user.KVCache(1, cfg["seq_len"], cfg["n_layer"], cfg["n_kv_head"], head_dim,
-                                          device=torch.device("cpu"), dtype=torch.float32)
-                outs = [self.model(prompt, kv_cache=cache)[:, -1]]
-                for t in range(8, 11):
-                    outs.append(self.model(self.idx[:1, t:t + 1], kv_cache=cache)[:, -1])
-        except Exception as e:  # noqa: BLE001
-            self.found(self.exception(e, "decoding with the KV cache", self.model, self.ref_model))
-            return
-        got = torch.stack(outs, 1)
-        want = full[:, 7:11]
-        ok, err, msg = compare(got, want)
-        if ok:
-            self.passed(comp.name, "cached decoding matches full recomputation")
-            return
-        self.found(Finding("mismatch", comp.name, f"decoding with the KV cache differs from recomputing the "
-                           f"whole prefix: {msg}", max_error=err,
-                           cause="check the write position (pos), that pos advances once per forward (after the "
-                                 "last layer), the rotary offset (T0 = kv_cache.pos) and the mask when T_q < T_k"))
-
-    def train_curve(self) -> None:
-        """A few Adam steps of both models from the same weights and batches; the curves must agree."""
-        user = self.user.GPT(self.user.GPTConfig(**harness.TINY))
-        ref = harness.reference_model()
-        user.load_state_dict(ref.state_dict())
-        user.float()
-        curves = {"yours": [], "reference": []}
-        for model, key in ((user, "yours"), (ref, "reference")):
-            params = [p for p in model.parameters() if p.requires_grad]
-            state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
-            for step, (x, y) in enumerate(harness.batches(harness.CURVE_STEPS), 1):
-                loss = model(x, y)
-                for p in params:
-                    p.grad = None
-                loss.backward()
-                _adam_step(params, state, step)
-                curves[key].append(round(float(loss.detach()), 5))
-        diff = max(abs(a - b) for a, b in zip(curves["yours"], curves["reference"]))
-        self.curve = {**curves, "max_difference": diff, "match": diff <= 1e-3 * max(curves["reference"])}
-        if not self.curve["match"]:
-            self.found(Finding("mismatch", None, f"training diverges from the reference (max loss difference "
-                               f"{diff:.3g} over {harness.CURVE_STEPS} steps)", max_error=diff,
-                               cause="every component matches once; look for state that changes between calls"))
+_MISSING = object()
 
 
-@torch.no_grad()
-def _adam_step(params, state, step, lr=3e-3, b1=0.9, b2=0.95, eps=1e-8):
-    """Plain Adam, written out: `torch.optim` imports torch._dynamo on first use (~2.4 s measured), which
-    would nearly double a complete `learn step`."""
-    for p, (m, v) in zip(params, state):
-        if p.grad is None:
-            continue
-        m.mul_(b1).add_(p.grad, alpha=1 - b1)
-        v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-        denom = (v / (1 - b2 ** step)).sqrt_().add_(eps)
-        p.addcdiv_(m, denom, value=-lr / (1 - b1 ** step))
+def _resolve(name: str, values: dict):
+    """`x` or `self.vocab_size` from a frame's locals; _MISSING when absent."""
+    head, *rest = name.split(".")
+    obj = values.get(head, _MISSING)
+    for part in rest:
+        obj = getattr(obj, part, _MISSING) if obj is not _MISSING else _MISSING
+    return obj
+
+
+def _block_inputs(call) -> tuple:
+    """What the embedding hands to the first block: its tensor arguments (x and the rotary rows)."""
+    return tuple(a for a in call.args if isinstance(a, torch.Tensor))
 
 
 def _module_path(model, obj) -> str | None:
@@ -583,24 +461,6 @@ def _module_path(model, obj) -> str | None:
     for name, m in model.named_modules():
         if m is obj:
             return name
-    return None
-
-
-def _init_problem(got: torch.Tensor, want: torch.Tensor) -> str | None:
-    """Initialisations agree when their distributions do (the order of random draws may differ)."""
-    if not torch.isfinite(got).all():
-        return "it contains NaN or inf"
-    if float(want.abs().max()) == 0:
-        return None if float(got.abs().max()) == 0 else "the reference starts it at exactly zero"
-    if float(got.abs().max()) == 0:
-        return f"it is all zeros; the reference draws it with std {float(want.std()):.3g}"
-    ws, gs = float(want.std()), float(got.std())
-    if want.numel() > 1 and not (0.8 * ws <= gs <= 1.25 * ws):
-        return f"std {gs:.3g}, the reference's is {ws:.3g}"
-    if abs(float(got.mean()) - float(want.mean())) > 0.2 * max(ws, 1e-8) + 1e-6:
-        return f"mean {float(got.mean()):.3g}, the reference's is {float(want.mean()):.3g}"
-    if want.numel() == 1 and abs(float(got) - float(want)) > 1e-6:
-        return f"value {float(got):.3g}, the reference's is {float(want):.3g}"
     return None
 
 

@@ -77,23 +77,14 @@ def _rms_wrong_axis(x):
 
 
 def _rotary_interleaved(x, cos, sin):
+    if cos.dim() == 2:  # (T, D/2) -> (T, 1, D/2): broadcast over heads
+        cos, sin = cos[:, None, :], sin[:, None, :]
     x1, x2 = x[..., 0::2], x[..., 1::2]
-    y1 = x1 * cos + x2 * sin
-    y2 = x1 * (-sin) + x2 * cos
-    return torch.stack([y1, y2], -1).flatten(-2)
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).flatten(-2)
 
 
-def _rotary_forward_angle(x, cos, sin):
-    d = x.shape[-1] // 2
-    x1, x2 = x[..., :d], x[..., d:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1)
-
-
-def _rotary_cos_sin_swapped(x, cos, sin):
-    d = x.shape[-1] // 2
-    x1, x2 = x[..., :d], x[..., d:]
-    return torch.cat([x1 * sin + x2 * cos, x1 * (-cos) + x2 * sin], -1)
-
+ROTATION = r"\[x1 \* cos - x2 \* sin, x1 \* sin \+ x2 \* cos\]"
+CROSS_ENTROPY = r"F\.cross_entropy\(logits\.view\(-1, logits\.size\(-1\)\), targets\.reshape\(-1\)"
 
 BUGS: list[Bug] = [
     # norm
@@ -106,28 +97,30 @@ BUGS: list[Bug] = [
     # rotary
     Bug("rotary", "interleaved channel pairs", "pairs channels (0,1), (2,3)… while the reference pairs channel i "
         "with i + D/2 (first half with second half)", fn=_rotary_interleaved),
-    Bug("rotary", "rotation in the other direction", "rotates by +θ where the reference rotates by −θ "
-        "(y1 = x1·cos + x2·sin, y2 = −x1·sin + x2·cos)", fn=_rotary_forward_angle),
-    Bug("rotary", "cos and sin swapped", "uses sin where cos belongs and vice versa", fn=_rotary_cos_sin_swapped),
-    # attention
-    Bug("attention", "missing causal mask", "every token attends to later tokens too: pass is_causal=True (or "
-        "mask the upper triangle with -inf before the softmax)", old=SDPA, new="_sdpa_no_mask("),
-    Bug("attention", "wrong softmax axis", "the softmax normalises over the queries (dim=-2) instead of the keys "
-        "(dim=-1): each row of attention weights must sum to 1", old=SDPA, new="_sdpa_softmax_queries("),
-    Bug("attention", "missing 1/√d scaling", "the scores q·k are not divided by √head_dim", old=SDPA,
+    Bug("rotary", "rotation in the other direction", "rotates by −θ where the reference rotates by +θ: "
+        "(x1·cos − x2·sin, x1·sin + x2·cos)", old=ROTATION, new="[x1 * cos + x2 * sin, -x1 * sin + x2 * cos]"),
+    Bug("rotary", "cos and sin swapped", "uses sin where cos belongs and vice versa", old=ROTATION,
+        new="[x1 * sin - x2 * cos, x1 * cos + x2 * sin]"),
+    # attention kernel
+    Bug("sdpa", "missing causal mask", "every query attends to later positions too: pass is_causal=True (or "
+        "mask the scores above the diagonal with -inf before the softmax)", old=SDPA, new="_sdpa_no_mask("),
+    Bug("sdpa", "wrong softmax axis", "the softmax normalises over the queries (dim=-2) instead of the keys "
+        "(dim=-1): each query's attention weights must sum to 1", old=SDPA, new="_sdpa_softmax_queries("),
+    Bug("sdpa", "missing 1/√d scaling", "the scores q·k are not divided by √head_dim", old=SDPA,
         new="_sdpa_unscaled("),
-    Bug("attention", "wrong scaling (1/d instead of 1/√d)", "the scores are divided by head_dim instead of "
+    Bug("sdpa", "wrong scaling (1/d instead of 1/√d)", "the scores are divided by head_dim instead of "
         "√head_dim", old=SDPA, new="_sdpa_scale_by_d("),
-    Bug("attention", "missing QK-norm", "q and k are not normalised (norm(q), norm(k)) before attending",
+    # attention
+    Bug("attention", "missing QK-norm", "q and k are not normalised (q, k = norm(q), norm(k)) after the rotary",
         old=r"^(\s*)q, k = norm\(q\), norm\(k\).*$", new=r"\1pass"),
-    Bug("attention", "missing rotary embedding", "q and k are not rotated by position (apply_rotary_emb)",
-        old=r"^(\s*)q, k = apply_rotary_emb\(q, cos, sin\), apply_rotary_emb\(k, cos, sin\).*$", new=r"\1pass"),
+    Bug("attention", "missing rotary embedding", "q and k are not rotated by position (apply_rotary)",
+        old=r"^(\s*)q, k = apply_rotary\(q, cos, sin\), apply_rotary\(k, cos, sin\).*$", new=r"\1pass"),
     Bug("attention", "rotary applied after QK-norm", "(not a bug here: a rotation keeps the RMS, so both orders "
-        "give the same q and k)", old=r"^(\s*)(q, k = apply_rotary_emb.*)\n(\s*)(q, k = norm\(q\), norm\(k\).*)$",
+        "give the same q and k)", old=r"^(\s*)(q, k = apply_rotary.*)\n(\s*)(q, k = norm\(q\), norm\(k\).*)$",
         new=r"\1\4\n\3\2", equivalent=True),
     Bug("attention", "transposed heads", "the heads were merged without moving them back next to the channels: "
-        "(B, H, T, D) → transpose(1, 2) → (B, T, H, D) before .view(B, T, C)",
-        old=r"y = y\.transpose\(1, 2\)\.contiguous\(\)\.view\(B, T, -1\)", new="y = y.contiguous().view(B, T, -1)"),
+        "(B, H, T, D) → transpose(1, 2) → (B, T, H, D) before reshaping to (B, T, C)",
+        old=r"y = y\.transpose\(1, 2\)\.reshape\(B, T, C\)", new="y = y.reshape(B, T, C)"),
     # block
     Bug("block", "missing residual connection (attention)", "the attention output replaces x instead of being "
         "added to it: x = x + self.attn(...)", old=r"x = x \+ self\.attn\(", new="x = self.attn("),
@@ -138,25 +131,23 @@ BUGS: list[Bug] = [
     # mlp
     Bug("mlp", "ReLU instead of ReLU²", "the activation is relu(x) without squaring", old=r"\.square\(\)", new=""),
     Bug("mlp", "square without ReLU", "squares x without the ReLU first, so negative inputs become positive",
-        old=r"F\.relu\((\w+)\)\.square\(\)", new=r"\1.square()"),
+        old=r"F\.relu\((.+?)\)\.square\(\)", new=r"(\1).square()"),
     Bug("mlp", "GELU instead of ReLU²", "uses GELU; this model uses relu(x)²",
-        old=r"F\.relu\((\w+)\)\.square\(\)", new=r"F.gelu(\1)"),
+        old=r"F\.relu\((.+?)\)\.square\(\)", new=r"F.gelu(\1)"),
     # embedding
     Bug("embedding", "embedding not normalised", "the token embeddings go into the first block without norm()",
-        old=r"^(\s*)x = norm\(x\)\s*$", new=r"\1pass"),
-    # forward (final)
-    Bug("forward", "missing final norm", "the residual stream is not normalised before the lm_head",
-        old=r"^(\s*)x = norm\(x\)\s*$", new=r"\1pass"),
-    Bug("forward", "missing logit softcap", "logits must be squashed: softcap * tanh(logits / softcap)",
-        old=r"^(\s*)logits = softcap \* torch\.tanh\(logits / softcap\).*$", new=r"\1pass"),
+        old=r"^(\s*)x = norm\((.+)\)\s*$", new=r"\1x = \2"),
+    # logits
+    Bug("logits", "missing logit softcap", "logits must be squashed: softcap * tanh(logits / softcap)",
+        old=r"return cap \* torch\.tanh\(logits / cap\)", new="return logits"),
+    Bug("logits", "padding columns not dropped", "the lm_head has padded_vocab_size outputs; keep the first "
+        "vocab_size: [..., :self.config.vocab_size]", old=r"\[\.\.\., :self\.config\.vocab_size\]", new=""),
     # loss
     Bug("loss", "targets shifted again", "the targets are already the next tokens; shifting logits/targets by "
-        "one more position compares each token with the one two steps ahead",
-        old=r"F\.cross_entropy\(logits\.view\(-1, logits\.size\(-1\)\), targets\.view\(-1\)",
+        "one more position compares each token with the one two steps ahead", old=CROSS_ENTROPY,
         new="F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), targets[:, 1:].reshape(-1)"),
     Bug("loss", "loss not shifted (predicting the input)", "the loss compares position t with the input token t "
-        "itself instead of the next token (targets)",
-        old=r"targets\.view\(-1\)", new="idx.view(-1)"),
+        "itself instead of the next token (targets)", old=r"targets\.reshape\(-1\)", new="idx.reshape(-1)"),
     Bug("loss", "sum instead of mean", "the loss is summed over tokens instead of averaged",
         old=r"reduction=loss_reduction", new='reduction="sum" if loss_reduction == "mean" else loss_reduction'),
 ]

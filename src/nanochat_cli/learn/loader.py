@@ -4,9 +4,10 @@ The module is imported with importlib from the file itself (not from sys.path), 
 from its absolute path, so two workspaces never shadow each other and tracebacks point at the
 learner's real file and line. `load_user_model_class` is what `train base --model FILE` uses: it
 refuses (UsageError, exit 2) a file that does not import, lacks `GPT`/`GPTConfig`, still has TODOs,
-or whose parameters differ in name or shape from the reference's (checkpoints, the optimizer groups
-and `prepare_for_training` rely on those names). The check builds the model on the meta device, so it
-costs ~50 ms and no memory. It does not check numbers: that is `nanochat learn check`.
+or whose parameters differ in name or shape from the reference's (checkpoints and the optimizer groups
+rely on those names); `build_user_model` then builds it for the training loop. The check builds the
+model on the meta device, so it costs ~50 ms and no memory. It does not check numbers: that is
+`nanochat learn check`.
 """
 
 from __future__ import annotations
@@ -118,3 +119,22 @@ def _check_parameters(cls: type, path: Path) -> None:
                 [f"{k} is {a[k]} not {b[k]}" for k in shape[:4]]
         raise UsageError(f"{path}: GPT's parameters differ from the reference: {'; '.join(parts)}",
                          "keep the parameter names and shapes of the skeleton (`nanochat learn check`)")
+
+
+def build_user_model(path: Path | str, gpt_config, device, dtype):
+    """The learner's model, ready for the training loop: built from the reference `GPTConfig`,
+    initialised by *their* `init_weights`, moved to `device`, computing in `dtype`.
+
+    Deliberately not `model.gpt.prepare_for_training`: that binds the reference's `GPT.forward` and a
+    chunked loss head of its own, so the learner's logits, loss and attention kernel would not run.
+    The cost is speed (no compile, full logits in memory): fine for the sizes a learner trains."""
+    import torch
+
+    cls = load_user_model_class(path)
+    with torch.device("meta"):
+        model = cls(gpt_config)
+    model = model.to_empty(device=device)
+    model.init_weights()
+    if hasattr(model, "compute_dtype"):
+        model.compute_dtype = dtype
+    return model

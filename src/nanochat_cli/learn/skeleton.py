@@ -33,6 +33,10 @@ Notes from the reference:
 '''
 
 
+# Arguments that are always tensors in the reference (others, like kv_cache or targets, may be None).
+TENSOR_NAMES = {"x", "q", "k", "v", "cos", "sin", "idx", "logits", "y"}
+
+
 def reference_path() -> Path:
     """The reference model's source file (read as text; importing it would import torch)."""
     return Path(nanochat_cli.__file__).parent / "model" / "gpt.py"
@@ -56,9 +60,12 @@ def placeholder(comp, params: list[str]) -> str:
                  f"docs/explanation/learn/components.md#{comp.name}")
     shown = [p for p in (comp.debug or params) if p not in ("self",)]
     if shown:
-        lines.append("# Debug: uncomment to see what `learn step` feeds in (shapes and dtypes):")
+        lines.append("# Debug: uncomment to see what `learn step` feeds in:")
         for p in shown:
-            lines.append(f"# print('{comp.name}: {p}', getattr({p}, 'shape', {p}), getattr({p}, 'dtype', ''))")
+            if p in TENSOR_NAMES:
+                lines.append(f"# print('{comp.name}: {p}', tuple({p}.shape), {p}.dtype)")
+            else:
+                lines.append(f"# print('{comp.name}: {p} =', {p})")
     lines.append(f'raise NotImplementedError("{comp.name}: {comp.computes} '
                  f'(hint: nanochat learn hint {comp.name})")')
     return "\n".join(lines)

@@ -78,17 +78,14 @@ class Tracer:
             owner_name, _, attr = qualname.rpartition(".")
             owner = self.module if not owner_name else getattr(self.module, owner_name, None)
             original = getattr(owner, attr, None) if owner is not None else None
-            if original is None or attr == "__init__":
+            if original is None or attr == "__init__" or isinstance(original, property):
                 continue
             wrapper = self._wrap(original, comp, qualname, paths, is_method=bool(owner_name))
-            setattr(owner, attr, wrapper)
-            self._undo.append((owner, attr, original))
+            patch(owner, attr, wrapper, self.model, self._undo)
         return self
 
     def __exit__(self, *exc) -> None:
-        for owner, attr, original in reversed(self._undo):
-            setattr(owner, attr, original)
-        self._undo.clear()
+        unpatch(self._undo)
 
     def _wrap(self, fn, comp, qualname, paths, is_method):
         calls, clock = self.calls, self._clock
@@ -111,6 +108,27 @@ class Tracer:
         return [c for c in self.calls if c is not None]
 
 
+def patch(owner, attr: str, new, model, undo: list) -> None:
+    """Set `owner.attr = new`, and every attribute of `model`'s submodules that holds the old function
+    (a module may keep a function it was built with, e.g. `self.attend = sdpa_attention`)."""
+    old = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
+    undo.append((owner, attr, old))
+    setattr(owner, attr, new)
+    if model is None or isinstance(old, property):
+        return
+    for m in model.modules():
+        for name, value in list(vars(m).items()):
+            if value is old:
+                undo.append((m, name, old))
+                setattr(m, name, new)
+
+
+def unpatch(undo: list) -> None:
+    for owner, attr, old in reversed(undo):
+        setattr(owner, attr, old)
+    undo.clear()
+
+
 @dataclass
 class Location:
     """Where an exception was raised in the learner's file, and what the function had in hand."""
@@ -121,10 +139,12 @@ class Location:
     source_line: str
 
 
-def locate_exception(exc: BaseException, user_file: Path) -> Location | None:
-    """The innermost frame of the traceback that runs code from `user_file`."""
+def locate_exception(exc: BaseException, user_file: Path, prefer=None) -> Location | None:
+    """The innermost frame of the traceback that runs code from `user_file`; with `prefer` (a predicate
+    on a Location), the innermost such frame it accepts, e.g. the component that called a helper
+    (`Linear.forward`) where the error surfaced."""
     user_file = Path(user_file).resolve()
-    found = None
+    frames = []
     tb = exc.__traceback__
     while tb is not None:
         code = tb.tb_frame.f_code
@@ -133,17 +153,24 @@ def locate_exception(exc: BaseException, user_file: Path) -> Location | None:
         except OSError:
             same = False
         if same:
-            found = tb
+            frames.append(tb)
         tb = tb.tb_next
-    if found is None:
+    if not frames:
         if isinstance(exc, SyntaxError) and exc.lineno and exc.filename and \
                 Path(exc.filename).resolve() == user_file:
             return Location(exc.lineno, "<module>", {}, (exc.text or "").strip())
         return None
-    frame = found.tb_frame
-    qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
-    summary = traceback.extract_tb(found, limit=1)[0]
-    return Location(found.tb_lineno, qualname, dict(frame.f_locals), (summary.line or "").strip())
+    locations = []
+    for found in reversed(frames):
+        frame = found.tb_frame
+        qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+        summary = traceback.extract_tb(found, limit=1)[0]
+        locations.append(Location(found.tb_lineno, qualname, dict(frame.f_locals), (summary.line or "").strip()))
+    if prefer is not None:
+        for loc in locations:
+            if prefer(loc):
+                return loc
+    return locations[0]
 
 
 def bind_inputs(fn, values: dict[str, Any]) -> tuple[list[str], dict[str, Any]] | None:
