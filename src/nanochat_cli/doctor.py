@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from nanochat_cli.errors import PreflightError, UsageError
+from nanochat_cli.errors import NanochatError, UsageError
 from nanochat_cli.paths import PHASES, Paths
 
 OK, WARN, FAIL, SKIP, NA = "ok", "warn", "fail", "skip", "n/a"
@@ -189,7 +189,7 @@ def check_tokenizer(ctx: Context) -> list[Result]:
                                         "cannot verify")]
     try:
         tok = load_tokenizer(ctx.cfg)
-    except PreflightError as e:
+    except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
         return [Result("tokenizer", FAIL, e.message, e.fix or "nanochat tokenizer train")]
     return [Result("tokenizer", OK, f"vocab {tok.vocab_size:,}")]
 
@@ -212,7 +212,7 @@ def check_datasets(ctx: Context) -> list[Result]:
             label = f"dataset {repo}" + (f"/{name}" if name else "") + f" [{split}]"
             try:
                 ds = load_split(ctx.cfg, repo, name, split)
-            except PreflightError as e:
+            except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
                 out.append(Result(label, FAIL, e.message, e.fix or f"nanochat data fetch {phase}"))
                 continue
             out.append(Result(label, OK, f"{len(ds):,} rows, loaded offline" if hasattr(ds, "__len__")
