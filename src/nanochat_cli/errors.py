@@ -11,6 +11,9 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PREFLIGHT = 3
+# Training stopped by SIGTERM/SIGUSR2 after saving a checkpoint (sysexits' EX_TEMPFAIL: retry later);
+# non-zero so `train base && train mid` does not go on with a half-trained model.
+EXIT_PREEMPTED = 75
 
 
 class NanochatError(Exception):

@@ -65,6 +65,18 @@ class Paths:
     def run_dir(self, run_id: str) -> Path:
         return self.runs / run_id
 
+    def run_logs(self, run_id: str) -> Path:
+        """Slurm job logs of a run (`%x-%j.out/.err`); render creates it because sbatch will not."""
+        return self.run_dir(run_id) / "logs"
+
+    def slurm_jobs(self, run_id: str) -> Path:
+        """JSON record of the jobs `slurm submit` queued for a run (ids, scripts, dependencies)."""
+        return self.run_dir(run_id) / "slurm-jobs.json"
+
+    def slurm_state(self, run_id: str) -> Path:
+        """Per-job phase progress written by the batch script, so a requeued job skips finished phases."""
+        return self.run_dir(run_id) / "slurm-state"
+
     @property
     def word_list(self) -> Path:
         return self.home / "words_alpha.txt"

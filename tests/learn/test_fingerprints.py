@@ -9,7 +9,7 @@ from nanochat_cli.learn import check, fingerprints, harness, source
 from nanochat_cli.learn.components import BY_NAME
 from nanochat_cli.learn.findings import compare
 from nanochat_cli.learn.trace import patch, unpatch
-from planted import PLANTS
+from tests.learn.planted import PLANTS
 
 
 @pytest.mark.parametrize("component,bug,body", PLANTS, ids=[f"{c}:{b}" for c, b, _ in PLANTS])

@@ -6,13 +6,44 @@ from typing import Annotated, Optional
 
 import typer
 
-from nanochat_cli.cli.options import ConfigOpt, DryRunOpt, ProfileOpt, build_config
-from nanochat_cli.errors import NotBuiltYet
+from nanochat_cli.cli.options import ConfigOpt, DryRunOpt, JsonOpt, NprocOpt, ProfileOpt, build_config
 
 
 def resume(ctx: typer.Context,
            from_: Annotated[Optional[str], typer.Option("--from", help="base, mid or sft: rerun from that phase.")] = None,
-           profile: ProfileOpt = None, config: ConfigOpt = None, dry_run: DryRunOpt = False) -> None:
-    """Continue the latest unfinished phase exactly where it stopped (or rerun --from a phase)."""
-    build_config(ctx, profile, config)
-    raise NotBuiltYet("resume", 5)
+           profile: ProfileOpt = None, config: ConfigOpt = None, nproc: NprocOpt = None,
+           dry_run: DryRunOpt = False, json_: JsonOpt = False) -> int:
+    """Continue the latest unfinished phase exactly where it stopped (or rerun --from a phase).
+
+    The run's own config.toml is reused; flags and NANOCHAT_* variables override it."""
+    from pathlib import Path
+
+    from nanochat_cli.cli import output
+    from nanochat_cli.cli.train import maybe_relaunch, report_results
+    from nanochat_cli.paths import Paths
+
+    flags = {"dist.nproc": nproc}
+    home_cfg = build_config(ctx, profile, config, flags).config
+    from nanochat_cli.train.resume import execute_plan, plan_resume
+
+    plan = plan_resume(Paths.of(home_cfg), from_phase=from_)
+    if config is None and plan.config_file and Path(plan.config_file).is_file():
+        cfg = build_config(ctx, profile, Path(plan.config_file), flags).config
+    else:
+        cfg = home_cfg
+    if dry_run:
+        if json_:
+            output.emit_json(plan.to_json())
+        else:
+            output.result("\n".join(plan.lines()))
+        return 0
+    maybe_relaunch(cfg)
+    from nanochat_cli.train import dist
+
+    if dist.dist_info().is_rank0:
+        output.info("\n".join(plan.lines()))
+    try:
+        results = execute_plan(cfg, plan)
+    finally:
+        dist.cleanup()
+    return report_results(results, json_)

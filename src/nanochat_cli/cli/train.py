@@ -1,27 +1,76 @@
-"""`nanochat train base|mid|sft`: one training loop, three phases."""
+"""`nanochat train base|mid|sft`: one training loop, three phases (they differ only by data)."""
 
 from __future__ import annotations
+
+import sys
 
 import typer
 
 from nanochat_cli.cli.options import (CompileOpt, ConfigOpt, DepthOpt, DeviceBatchOpt, DeviceOpt, DtypeOpt,
-                                      ItersOpt, ModelFileOpt, NprocOpt, ProfileOpt, RunOpt, SeedOpt, WandbOpt,
-                                      build_config, training_flags)
-from nanochat_cli.errors import NotBuiltYet
+                                      ItersOpt, JsonOpt, ModelFileOpt, NprocOpt, ProfileOpt, RunOpt, SeedOpt,
+                                      WandbOpt, build_config, training_flags)
 
 app = typer.Typer(help="Train a phase: base (pretraining), mid (midtraining), sft (fine-tuning).",
                   no_args_is_help=True)
 
+EPILOG = ("Examples: `nanochat train base` (cpu-tiny, minutes) · `nanochat train base --profile a100x8 --nproc 8` · "
+          "SIGTERM/SIGUSR2 save a checkpoint and exit 75; `nanochat resume` continues exactly.")
 
-def _phase(phase: str, issue: int):
+
+def maybe_relaunch(cfg) -> None:
+    """`--nproc N` (dist.nproc > 1) outside torchrun: re-exec this command under torchrun."""
+    from nanochat_cli.train import dist
+
+    if cfg.dist.nproc > 1 and not dist.under_torchrun():
+        if cfg.dist.nnodes > 1:
+            from nanochat_cli.errors import UsageError
+
+            raise UsageError("--nproc relaunches on this node only; dist.nnodes > 1 needs a launcher per node",
+                             "use `nanochat slurm render` (srun torchrun) for multi-node runs")
+        dist.relaunch_under_torchrun(sys.argv[1:], cfg.dist.nproc)
+
+
+def report_results(results, as_json: bool) -> int:
+    """Print phase results; the exit code is EXIT_PREEMPTED when the last phase was interrupted."""
+    from dataclasses import asdict
+
+    from nanochat_cli.cli import output
+    from nanochat_cli.errors import EXIT_PREEMPTED
+    from nanochat_cli.train import dist
+
+    if not dist.dist_info().is_rank0:
+        return 0 if all(r.status == "done" for r in results) else EXIT_PREEMPTED
+    if as_json:
+        output.emit_json([asdict(r) for r in results] if len(results) != 1 else asdict(results[0]))
+    else:
+        for r in results:
+            bpb = r.metrics.get("val_bpb")
+            output.result(f"{r.phase}: {r.status} at step {r.step}/{r.num_iterations}; loss "
+                          f"{r.metrics.get('loss', float('nan')):.4f}" + (f", val bpb {bpb:.4f}" if bpb else "")
+                          + f"; checkpoint {r.checkpoint}; run {r.run_dir}")
+    if results and results[-1].status != "done":
+        return EXIT_PREEMPTED
+    return 0
+
+
+def _phase(phase: str):
     def command(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = None, depth: DepthOpt = None,
                 device_batch_size: DeviceBatchOpt = None, num_iterations: ItersOpt = None,
                 device: DeviceOpt = None, dtype: DtypeOpt = None, compile: CompileOpt = None,
                 nproc: NprocOpt = None, seed: SeedOpt = None, run: RunOpt = None, wandb: WandbOpt = None,
-                model: ModelFileOpt = None) -> None:
-        build_config(ctx, profile, config, training_flags(depth, device_batch_size, num_iterations, device, dtype,
-                                                          compile, nproc, seed, run, wandb, model))
-        raise NotBuiltYet(f"train {phase}", issue)
+                model: ModelFileOpt = None, json_: JsonOpt = False) -> int:
+        cfg = build_config(ctx, profile, config, training_flags(depth, device_batch_size, num_iterations, device,
+                                                                dtype, compile, nproc, seed, run, wandb,
+                                                                model)).config
+        maybe_relaunch(cfg)
+        from nanochat_cli.train import dist
+        from nanochat_cli.train.loop import run_phase
+
+        try:
+            result = run_phase(cfg, phase)
+        finally:
+            dist.cleanup()
+        return report_results([result], json_)
 
     command.__doc__ = {"base": "Pretrain the GPT on the base corpus.",
                        "mid": "Midtrain the base model on conversations, tool use and multiple choice.",
@@ -29,6 +78,5 @@ def _phase(phase: str, issue: int):
     return command
 
 
-app.command("base")(_phase("base", 5))
-app.command("mid")(_phase("mid", 6))
-app.command("sft")(_phase("sft", 6))
+for _name in ("base", "mid", "sft"):
+    app.command(_name, epilog=EPILOG)(_phase(_name))

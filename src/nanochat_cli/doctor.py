@@ -1,0 +1,282 @@
+"""Preflight checks: everything a phase needs, verified before compute is spent (`nanochat doctor`).
+
+Each check is a plain function `check(ctx) -> list[Result]` in `CHECKS`; another module adds its own
+with `@register`. Checks load things for real (parquet footers, the tokenizer, each HF dataset split
+through `data.hub.load_split`), because "the directory exists" is what fails at 3 a.m. on a compute
+node. Cost: ~2 s on a login node (importing torch for the GPU count dominates). A piece another
+module has not built yet shows as `n/a` with its issue, never as a pass. Exit 3 when any row FAILs;
+WARN rows do not stop a job. This module only reports; it never downloads or repairs anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from nanochat_cli.errors import PreflightError, UsageError
+from nanochat_cli.paths import PHASES, Paths
+
+OK, WARN, FAIL, SKIP, NA = "ok", "warn", "fail", "skip", "n/a"
+PLACEHOLDER_RUN_NAMES = {"dummy", "test", "tests", "run", "tmp", "temp", "foo", "bar", "baz", "debug", "untitled",
+                         "default", "xxx", "asdf", "example", "my-run", "myrun", "name", "changeme"}
+# Bytes per parameter in one checkpoint: fp32 weights (4) + optimizer state (~8: AdamW's two moments,
+# Muon's one momentum buffer plus its share), a ~12 B/param upper bound used for the disk estimate.
+CKPT_BYTES_PER_PARAM = 12
+
+
+@dataclass
+class Result:
+    check: str
+    status: str  # ok | warn | fail | skip | n/a
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class Context:
+    cfg: object  # Config
+    phases: tuple[str, ...]
+    paths: Paths
+
+
+Check = Callable[[Context], "list[Result]"]
+CHECKS: list[Check] = []
+
+
+def register(fn: Check) -> Check:
+    """Add a check to the doctor (modules call this at import of their own doctor hooks)."""
+    CHECKS.append(fn)
+    return fn
+
+
+def parse_phases(text: str | None) -> tuple[str, ...]:
+    """`all` (default), one phase, a comma list in pipeline order (the first one's predecessor must have
+    a checkpoint: mid needs base, sft needs mid), or `none` (only GPUs, home, disk, run name)."""
+    if text is None or text == "all":
+        return PHASES
+    if text == "none":
+        return ()
+    chosen = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [p for p in chosen if p not in PHASES]
+    if bad or not chosen:
+        raise UsageError(f"unknown phase {', '.join(bad) or repr(text)} for --phase",
+                         "use base, mid, sft, all, none or a list such as mid,sft")
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------
+# The checks, in the order the table shows them.
+
+@register
+def check_gpus(ctx: Context) -> list[Result]:
+    cfg = ctx.cfg
+    device, need = cfg.train.device, cfg.dist.nproc
+    if device in ("cpu", "mps"):
+        return [Result("gpus", SKIP, f"train.device is {device}: no CUDA GPUs needed")]
+    import torch  # the real count, as training will see it (honours CUDA_VISIBLE_DEVICES)
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    seen = f"{n} CUDA GPU(s) visible" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else "")
+    if device == "auto":
+        if n == 0:
+            return [Result("gpus", SKIP, "train.device is auto and no GPU is visible: training will use the CPU")]
+        device_note = "auto → cuda"
+    else:
+        device_note = "cuda"
+    if n == 0:
+        return [Result("gpus", FAIL, f"{seen}; the {cfg.profile} profile trains on cuda with {need} per node",
+                       "run on a GPU node (inside the Slurm job), or use --profile cpu-tiny / --device cpu")]
+    if n < need:
+        return [Result("gpus", FAIL, f"{seen}; dist.nproc = {need} processes per node need one each",
+                       f"request {need} GPUs (#SBATCH --gpus-per-node={need}) or set --nproc {n}")]
+    extra = [] if cfg.slurm.gpus_per_node in (0, need) else [Result(
+        "gpus", WARN, f"slurm.gpus_per_node = {cfg.slurm.gpus_per_node} but dist.nproc = {need}",
+        f"set slurm.gpus_per_node = {need} so the job requests what training uses")]
+    note = f"{seen}, {need} used ({device_note})" + (f"; {n - need} idle" if n > need else "")
+    return [Result("gpus", OK if n == need else WARN, note)] + extra
+
+
+@register
+def check_home(ctx: Context) -> list[Result]:
+    home = ctx.paths.home
+    probe = home
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return [Result("home writable", FAIL, f"{probe} is not a directory", "point --home at a directory")]
+    try:  # a real write: quotas and read-only mounts pass os.access()
+        fd, tmp = tempfile.mkstemp(prefix=".doctor-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        return [Result("home writable", FAIL, f"cannot write in {probe}: {e.strerror}",
+                       "use a writable --home / NANOCHAT_HOME (e.g. on your scratch filesystem)")]
+    where = "" if probe == home else f" (does not exist yet; {probe} is writable)"
+    return [Result("home writable", OK, f"{home}{where}")]
+
+
+def _param_estimate(cfg) -> int:
+    w, d, v = cfg.model.width, cfg.model.depth, cfg.tokenizer.vocab_size
+    return 12 * d * w * w + 2 * v * w  # attention 4w² + MLP 8w² per block, untied embedding + lm_head
+
+
+@register
+def check_disk(ctx: Context) -> list[Result]:
+    cfg = ctx.cfg
+    probe = ctx.paths.home
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    per_ckpt = _param_estimate(cfg) * CKPT_BYTES_PER_PARAM
+    need = per_ckpt * cfg.train.keep_last * len(ctx.phases)
+    detail = (f"{free / 1e9:.1f} GB free at {probe}; {len(ctx.phases)} phase(s) × {cfg.train.keep_last} checkpoints "
+              f"× ~{per_ckpt / 1e9:.2f} GB need ~{need / 1e9:.1f} GB")
+    fix = "free space there, or point --home / NANOCHAT_HOME at a larger filesystem"
+    if free < need:
+        return [Result("disk space", FAIL, detail, fix)]
+    if free < 2 * need:
+        return [Result("disk space", WARN, detail + " (less than 2× headroom)", fix)]
+    return [Result("disk space", OK, detail)]
+
+
+@register
+def check_shards(ctx: Context) -> list[Result]:
+    if not ctx.phases:
+        return []
+    if "base" not in ctx.phases:
+        return [Result("base data", SKIP, "not needed: base is not among the phases")]
+    import pyarrow.parquet as pq
+
+    cfg, d = ctx.cfg, ctx.paths.base_data
+    fix = "nanochat data fetch base"
+    shards = sorted(d.glob("shard_*.parquet")) if d.is_dir() else []
+    if len(shards) < 2:
+        return [Result("base data", FAIL, f"{len(shards)} shard(s) in {d}; training needs at least 2 "
+                                          "(the last one is validation)", fix)]
+    bad, rows = [], 0
+    for p in shards:
+        try:  # the footer only: a truncated download fails here in milliseconds
+            meta = pq.read_metadata(p)
+            if "text" not in meta.schema.names:
+                bad.append(f"{p.name} (no text column)")
+            rows += meta.num_rows
+        except Exception as e:  # pyarrow raises ArrowInvalid/OSError for torn files
+            bad.append(f"{p.name} ({type(e).__name__})")
+    if bad:
+        return [Result("base data", FAIL, f"unreadable shard(s): {', '.join(bad[:5])}"
+                                          + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""),
+                       f"delete them and run `{fix}` again")]
+    detail = f"{len(shards)} shards, {rows:,} documents, footers readable"
+    if cfg.data.source == "fineweb" and len(shards) < cfg.data.shards:
+        return [Result("base data", WARN, f"{detail}; data.shards asks for {cfg.data.shards}", fix)]
+    return [Result("base data", OK, detail)]
+
+
+@register
+def check_tokenizer(ctx: Context) -> list[Result]:
+    if not ctx.phases:
+        return []
+    try:
+        from nanochat_cli.tokenizer import load_tokenizer
+    except ImportError:
+        return [Result("tokenizer", NA, "nanochat_cli.tokenizer.load_tokenizer is not in this build yet: "
+                                        "cannot verify")]
+    try:
+        tok = load_tokenizer(ctx.cfg)
+    except PreflightError as e:
+        return [Result("tokenizer", FAIL, e.message, e.fix or "nanochat tokenizer train")]
+    return [Result("tokenizer", OK, f"vocab {tok.vocab_size:,}")]
+
+
+@register
+def check_datasets(ctx: Context) -> list[Result]:
+    wanted = [p for p in ctx.phases if p in ("mid", "sft")]
+    if not ctx.phases:
+        return []
+    if not wanted:
+        return [Result("datasets", SKIP, "not needed: no mid or sft phase")]
+    try:
+        from nanochat_cli.data.hub import REQUIRED, load_split
+    except ImportError:
+        return [Result(f"datasets ({p})", NA, "nanochat_cli.data.hub is not in this build yet: "
+                                             "cannot verify") for p in wanted]
+    out = []
+    for phase in wanted:
+        for repo, name, split in REQUIRED.get(phase, []):
+            label = f"dataset {repo}" + (f"/{name}" if name else "") + f" [{split}]"
+            try:
+                ds = load_split(ctx.cfg, repo, name, split)
+            except PreflightError as e:
+                out.append(Result(label, FAIL, e.message, e.fix or f"nanochat data fetch {phase}"))
+                continue
+            out.append(Result(label, OK, f"{len(ds):,} rows, loaded offline" if hasattr(ds, "__len__")
+                              else "loaded offline"))
+    return out or [Result("datasets", OK, "no datasets required")]
+
+
+@register
+def check_previous_checkpoint(ctx: Context) -> list[Result]:
+    if not ctx.phases:
+        return []
+    first = ctx.phases[0]
+    if first == "base":
+        return [Result("previous checkpoint", SKIP, "base starts from random weights")]
+    prev = PHASES[PHASES.index(first) - 1]
+    d = ctx.paths.checkpoint_dir(prev, ctx.cfg.model.depth)
+    fix = f"nanochat train {prev}" + (" (or render with --phases base,mid,sft)" if prev == "base" else "")
+    files = list(d.iterdir()) if d.is_dir() else []
+    if not files:
+        return [Result(f"{prev} checkpoint", FAIL, f"{first} starts from the {prev} model, but {d} is empty", fix)]
+    try:
+        from nanochat_cli.train.checkpoint import latest_valid_step
+    except ImportError:
+        return [Result(f"{prev} checkpoint", NA, f"{len(files)} file(s) in {d}; nanochat_cli.train.checkpoint "
+                                                 "is not in this build yet: completeness not verified")]
+    step = latest_valid_step(d)
+    if step is None:
+        return [Result(f"{prev} checkpoint", FAIL, f"no complete checkpoint in {d} (a save was interrupted)", fix)]
+    return [Result(f"{prev} checkpoint", OK, f"step {step} in {d}")]
+
+
+@register
+def check_run_name(ctx: Context) -> list[Result]:
+    run = ctx.cfg.track.run
+    if not run:
+        return [Result("run name", OK, "generated per run")]
+    if run.lower() in PLACEHOLDER_RUN_NAMES:
+        return [Result("run name", WARN, f"'{run}' looks like a placeholder: its runs/, wandb and logs mix with "
+                                         "every other run named that", "pass a descriptive --run, e.g. d20-a100x8-v1")]
+    return [Result("run name", OK, run)]
+
+
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Report:
+    phases: tuple[str, ...]
+    results: list[Result]
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.status == FAIL]
+
+    def to_json(self) -> dict:
+        return {"ok": not self.failed, "phases": list(self.phases), "checks": [asdict(r) for r in self.results]}
+
+
+def run_doctor(cfg, phases: tuple[str, ...]) -> Report:
+    """Run every registered check; a check that crashes is itself a FAIL row (the doctor never dies)."""
+    ctx = Context(cfg=cfg, phases=phases, paths=Paths(Path(cfg.home).expanduser()))
+    results: list[Result] = []
+    for check in CHECKS:
+        try:
+            results.extend(check(ctx))
+        except Exception as e:  # noqa: BLE001 - one broken check must not hide the others
+            results.append(Result(check.__name__.removeprefix("check_"), FAIL, f"check crashed: {e!r}",
+                                  "report this as a bug (NANOCHAT_DEBUG=1 shows more)"))
+    return Report(phases, results)

@@ -1,0 +1,1 @@
+"""Evaluation: bits per byte, the CORE metric, chat evals."""

@@ -1,0 +1,110 @@
+"""Submit rendered scripts with `sbatch` (per-phase scripts chained by `--dependency=afterok`) and show
+a run's jobs from `squeue`/`scontrol`.
+
+The job ids are recorded in `<home>/runs/<run>/slurm-jobs.json` (atomic write after every sbatch, so a
+chain that fails half-way still records what was queued). Status asks squeue first (one call for all
+jobs, ~20 ms) and scontrol only for jobs that left the queue (Slurm keeps them ~MinJobAge, 5 min by
+default); older jobs show as `gone` with their log path. No sacct: many clusters restrict it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nanochat_cli.errors import NanochatError, PreflightError, UsageError
+from nanochat_cli.paths import Paths, atomic_write_json
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        raise PreflightError(f"`{name}` is not on PATH: this machine is not a Slurm login node",
+                             "run this on the cluster's login node (or `nanochat slurm render` here and copy "
+                             "the scripts)")
+    return path
+
+
+def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise NanochatError(f"`{' '.join(cmd)}` did not answer within {timeout:.0f} s",
+                            "check the Slurm controller (`scontrol ping`) and try again") from None
+
+
+def submit(paths: Paths, run: str, scripts: list[Path], phases: list[tuple[str, ...]], log_dir: Path,
+           dry_run: bool = False) -> dict:
+    """sbatch each script in order; each after the first waits for the previous one (afterok)."""
+    record = {"run": run, "log_dir": str(log_dir), "jobs": [],
+              "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    sbatch = "sbatch" if dry_run else _tool("sbatch")
+    prev = None
+    for script, job_phases in zip(scripts, phases):
+        cmd = [sbatch, "--parsable"] + ([f"--dependency=afterok:{prev}"] if prev else []) + [str(script)]
+        if dry_run:
+            record["jobs"].append({"id": None, "script": str(script), "phases": list(job_phases), "command": cmd})
+            continue
+        r = _run(cmd)
+        if r.returncode != 0:
+            done = ", ".join(j["id"] for j in record["jobs"]) or "none"
+            raise NanochatError(f"sbatch {script} failed (exit {r.returncode}): {r.stderr.strip()[:500]}; "
+                                f"jobs already queued: {done}",
+                                "fix the cause, `scancel` the queued jobs if any, then submit again")
+        job_id = r.stdout.strip().split(";")[0]
+        if not job_id.isdigit():
+            raise NanochatError(f"sbatch printed {r.stdout.strip()!r} instead of a job id")
+        record["jobs"].append({"id": job_id, "script": str(script), "phases": list(job_phases),
+                               "after": prev})
+        atomic_write_json(paths.slurm_jobs(run), record)
+        prev = job_id
+    return record
+
+
+def latest_run(paths: Paths) -> str:
+    """The run whose jobs were submitted last (by the record's mtime)."""
+    records = sorted(paths.runs.glob("*/slurm-jobs.json"), key=lambda p: p.stat().st_mtime) \
+        if paths.runs.is_dir() else []
+    if not records:
+        raise UsageError(f"no submitted Slurm jobs under {paths.runs}", "submit with `nanochat slurm submit` first")
+    return records[-1].parent.name
+
+
+def status(paths: Paths, run: str | None) -> dict:
+    """The run's jobs with their Slurm state (squeue while queued/running, scontrol after)."""
+    run = run or latest_run(paths)
+    rec_path = paths.slurm_jobs(run)
+    if not rec_path.is_file():
+        raise UsageError(f"run '{run}' has no submitted Slurm jobs ({rec_path} is missing)",
+                         "pass the run name given by `nanochat slurm submit`, or omit --run for the latest")
+    record = json.loads(rec_path.read_text(encoding="utf-8"))
+    ids = [j["id"] for j in record["jobs"] if j.get("id")]
+    queued: dict[str, dict] = {}
+    if ids:
+        r = _run([_tool("squeue"), "-h", "-j", ",".join(ids), "-o", "%i|%T|%M|%l|%R"])
+        for line in r.stdout.splitlines():
+            parts = line.split("|", 4)
+            if len(parts) == 5:
+                queued[parts[0]] = {"state": parts[1], "elapsed": parts[2], "limit": parts[3], "reason": parts[4]}
+    for job in record["jobs"]:
+        jid = job.get("id")
+        info = queued.get(jid) if jid else None
+        if info is None and jid:
+            info = _scontrol_job(jid)
+        job.update(info or {"state": "gone", "reason": "no longer known to Slurm; see the log"})
+        name = Path(job["script"]).stem
+        job["log"] = str(Path(record["log_dir"]) / f"{name}-{jid}.out")
+    return record
+
+
+def _scontrol_job(job_id: str) -> dict | None:
+    r = _run([_tool("scontrol"), "show", "job", "-o", job_id])
+    if r.returncode != 0 or "JobId=" not in r.stdout:
+        return None
+    fields = dict(tok.split("=", 1) for tok in r.stdout.split() if "=" in tok)
+    return {"state": fields.get("JobState", "?"), "elapsed": fields.get("RunTime", ""),
+            "limit": fields.get("TimeLimit", ""), "reason": fields.get("Reason", ""),
+            "exit_code": fields.get("ExitCode", ""), "restarts": fields.get("Restarts", "0")}

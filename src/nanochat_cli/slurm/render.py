@@ -1,0 +1,216 @@
+"""Render sbatch scripts that run the same `nanochat` CLI under `srun torchrun` on a Slurm cluster.
+
+One jinja2 template (`templates/job.sbatch.j2`) gives either one job that runs the whole phase chain or
+one script per phase (chained with `afterok` by `slurm submit`). The design choice: the job re-runs the
+CLI with the render-time config exported as `NANOCHAT_*` variables, so a job and `nanochat config show`
+on the login node agree; rendering costs ~50 ms and writes nothing but the scripts and the log dir.
+Safety: `#SBATCH` values are validated by pattern (sbatch parses those lines itself, quoting cannot
+help there); every value in the script body passes through `shlex.quote`. Invalid values are exit 2.
+It does not submit (see jobs.py) and does not check data or GPUs (that is `nanochat doctor`, run first
+inside the job).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nanochat_cli.errors import UsageError
+from nanochat_cli.paths import PHASES, Paths, atomic_write_text, ensure_dir
+
+# Characters sbatch reads literally in a `#SBATCH --opt=value` line: no spaces, quotes, `$`, `;`, `#`.
+SBATCH_SAFE = re.compile(r"[A-Za-z0-9._/+,:@%=-]+")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+# Keys the job sets itself (or that only matter on the login node); not re-exported as overrides.
+_NOT_EXPORTED = ("home", "profile", "track.run", "dist.nnodes")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One launch inside a job: `nanochat ARGS` the first time, `nanochat RESTART_ARGS` after a requeue."""
+
+    name: str
+    args: tuple[str, ...]
+    restart_args: tuple[str, ...]
+
+
+@dataclass
+class JobScript:
+    job_name: str
+    filename: str
+    phases: tuple[str, ...]
+    text: str
+    after: str | None = None  # filename of the script this one must follow (per-phase chains)
+
+
+@dataclass
+class Rendered:
+    run: str
+    log_dir: Path
+    scripts: list[JobScript] = field(default_factory=list)
+
+
+def parse_phases(phases: str | None, from_phase: str | None) -> tuple[str, ...]:
+    """`--phases base,mid,sft` or `--from mid` (= mid and everything after it); default all three."""
+    if phases and from_phase:
+        raise UsageError("--phases and --from cannot be combined", "use --phases mid,sft or --from mid")
+    if from_phase:
+        if from_phase not in PHASES:
+            raise UsageError(f"unknown phase '{from_phase}' for --from", f"choose one of: {', '.join(PHASES)}")
+        return PHASES[PHASES.index(from_phase):]
+    if not phases:
+        return PHASES
+    chosen = tuple(p.strip() for p in phases.split(",") if p.strip())
+    bad = [p for p in chosen if p not in PHASES]
+    if bad or not chosen:
+        raise UsageError(f"unknown phase(s) {', '.join(bad) or repr(phases)} in --phases",
+                         f"list some of {', '.join(PHASES)}, e.g. --phases mid,sft")
+    if list(chosen) != sorted(set(chosen), key=PHASES.index):
+        raise UsageError(f"--phases {phases} must list each phase once, in pipeline order",
+                         "write them as base,mid,sft (or a contiguous part of it)")
+    return chosen
+
+
+def default_run_id(cfg, now: datetime | None = None) -> str:
+    """The run this render belongs to: track.run, else `<profile>-<UTC timestamp>`."""
+    if cfg.track.run:
+        return cfg.track.run
+    now = now or datetime.now(timezone.utc)
+    return f"{cfg.profile}-{now.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _sbatch_value(key: str, value: str) -> str:
+    if not SBATCH_SAFE.fullmatch(value):
+        raise UsageError(f"{key} {value!r} cannot be written into an #SBATCH line (spaces, quotes, `$`, `;` or "
+                         f"newlines are not allowed there)", f"choose a plain value for {key}")
+    return value
+
+
+def _overrides(layers) -> list[tuple[str, str]]:
+    """Non-slurm values set by env, .env.local or flags at render time, as NANOCHAT_* exports: the job
+    then resolves the same config even if it is submitted from another shell."""
+    from nanochat_cli.config import flatten
+
+    merged: dict[str, object] = {}
+    for name, layer in layers.ordered():
+        if name in ("env.local", "env", "flag"):
+            merged.update(flatten(layer))
+    out = []
+    for key, value in sorted(merged.items()):
+        if key in _NOT_EXPORTED or key.startswith("slurm."):
+            continue
+        text = json.dumps(value) if isinstance(value, (list, dict, bool)) else str(value)
+        out.append(("NANOCHAT_" + key.upper().replace(".", "__"), text))
+    return out
+
+
+def check_world(cfg) -> None:
+    """The job trains with dist.nnodes = slurm.nodes: validate that combination now (exit 2), not after
+    the job has waited in the queue (e.g. total_batch_size must divide by the larger world)."""
+    from pydantic import ValidationError
+
+    from nanochat_cli.config import Config
+
+    data = cfg.model_dump()
+    data["dist"]["nnodes"] = cfg.slurm.nodes
+    try:
+        Config(**data)
+    except ValidationError as e:
+        msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+        raise UsageError(f"{cfg.slurm.nodes} node(s) x {cfg.dist.nproc} processes do not fit this config: {msg}",
+                         "lower train.device_batch_size or raise train.total_batch_size, or change --nodes") from None
+
+
+def _words(args: tuple[str, ...]) -> str:
+    """Shell words with a leading space ('' for none): the one place args enter the script."""
+    return "".join(" " + shlex.quote(a) for a in args)
+
+
+def _template():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("nanochat_cli.slurm", "templates"), undefined=StrictUndefined,
+                      autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["q"] = lambda v: shlex.quote(str(v))
+    return env.get_template("job.sbatch.j2")
+
+
+def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] | None = None,
+                config_file: Path | None = None) -> Rendered:
+    """Render the job script(s) for `phases` (or for one custom `nanochat COMMAND...`) as text."""
+    cfg, s = resolved.config, resolved.config.slurm
+    check_world(cfg)
+    if not RUN_ID.fullmatch(run):
+        raise UsageError(f"run name {run!r} is not usable as a directory and job label",
+                         "use letters, digits and ._+- (e.g. --run d20-speedrun)")
+    paths = Paths(Path(os.path.abspath(cfg.home_dir)))
+    log_dir = Path(os.path.abspath(s.log_dir.expanduser())) if s.log_dir else paths.run_logs(run)
+    _sbatch_value("slurm.log_dir (or the home it derives from)", str(log_dir))
+    conf = ("--config", str(Path(os.path.abspath(Path(config_file).expanduser())))) if config_file else ()
+    placement = [(k, _sbatch_value(f"slurm.{k}", v)) for k, v in
+                 (("partition", s.partition), ("account", s.account), ("qos", s.qos)) if v]
+    common = dict(
+        profile=cfg.profile, run=run, nodes=s.nodes, gpus_per_node=s.gpus_per_node, cpus_per_task=s.cpus_per_task,
+        time=_sbatch_value("slurm.time", s.time), placement=placement, log_dir=str(log_dir),
+        signal_seconds=s.signal_seconds, mail_type=_sbatch_value("slurm.mail_type", s.mail_type),
+        mail_user=_sbatch_value("slurm.mail_user", s.mail_user) if s.mail_user else None,
+        modules=s.modules, venv_activate=str(Path(s.venv).expanduser() / "bin" / "activate") if s.venv else None,
+        home=str(paths.home), overrides=_overrides(resolved.layers), hf_home=str(paths.datasets),
+        wandb_dir=str(paths.wandb), tiktoken_dir=str(paths.tiktoken),
+        omp_threads=max(1, s.cpus_per_task // cfg.dist.nproc), shutdown_timeout=max(10, s.signal_seconds - 30),
+        extra_env=[tuple(item.split("=", 1)) for item in s.env], rdzv_host=s.rdzv_host, state_dir=str(paths.slurm_state(run)),
+        nproc=cfg.dist.nproc,
+    )
+    template = _template()
+    out = Rendered(run=run, log_dir=log_dir)
+
+    def one(job_name: str, steps: list[Step], doctor: tuple[str, ...], description: str, job_phases,
+            after: str | None = None) -> None:
+        filename = f"{job_name}.sbatch"
+        text = template.render(**common, job_name=_sbatch_value("slurm.job_name", job_name), steps=[
+            dict(name=st.name, args=_words(st.args), restart_args=_words(st.restart_args)) for st in steps],
+            doctor_args=_words(doctor + conf), description=description, filename=filename, after=after)
+        out.scripts.append(JobScript(job_name, filename, tuple(job_phases), text, after))
+
+    if command:
+        step = Step("command", tuple(command), tuple(command))
+        one(s.job_name, [step], ("--phase", "none"), f"A custom nanochat command (see the last step) on {s.nodes} node(s).", ())
+        return out
+    steps = [Step(p, ("train", p) + conf, ("resume",) + conf) for p in phases]
+    if s.per_phase:
+        prev = None
+        for p, st in zip(phases, steps):
+            name = f"{s.job_name}-{p}"
+            one(name, [st], ("--phase", p), f"Phase {p} of run {run} on {s.nodes} node(s).", (p,), after=prev)
+            prev = f"{name}.sbatch"
+    else:
+        one(s.job_name, steps, ("--phase", ",".join(phases)),
+            f"Phases {' → '.join(phases)} of run {run} on {s.nodes} node(s), one job.", phases)
+    return out
+
+
+def write_jobs(rendered: Rendered, out_dir: Path) -> list[Path]:
+    """Write the scripts (atomically, executable) and create the log dir sbatch needs to exist."""
+    out_dir = ensure_dir(Path(out_dir).expanduser())
+    ensure_dir(rendered.log_dir)
+    written = []
+    for js in rendered.scripts:
+        path = out_dir / js.filename
+        atomic_write_text(path, js.text)
+        path.chmod(0o755)
+        written.append(path)
+    return written
+
+
+def submit_hint(rendered: Rendered, written: list[Path]) -> str:
+    """How to submit what was written, as shell lines."""
+    if len(written) == 1:
+        return f"sbatch {shlex.quote(str(written[0]))}"
+    lines = [f"jid=$(sbatch --parsable {shlex.quote(str(written[0]))})"]
+    lines += [f"jid=$(sbatch --parsable --dependency=afterok:$jid {shlex.quote(str(p))})" for p in written[1:]]
+    return "\n".join(lines)

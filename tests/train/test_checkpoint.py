@@ -1,0 +1,108 @@
+"""Checkpoints: round trip (weights, optimizer, RNG), keep-last-K, atomicity and corrupt fallback."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from nanochat_cli.errors import UsageError
+from nanochat_cli.train import checkpoint as ck
+
+
+def _model_and_opt(seed=0):
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    m(torch.randn(3, 8)).sum().backward()
+    opt.step()
+    return m, opt
+
+
+def _save(d, step, m, opt, keep=None, **meta):
+    return ck.save_checkpoint(d, step, m.state_dict(), [opt.state_dict()], {"phase": "base", **meta},
+                              keep_last=keep)
+
+
+def test_round_trip_weights_optimizer_and_meta(tmp_path):
+    m, opt = _model_and_opt()
+    path = _save(tmp_path, 7, m, opt, loader={"pos": 3})
+    assert path.name == "step_000007" and sorted(p.name for p in path.iterdir()) == [
+        "meta.json", "model.safetensors", "optim_rank0.pt"]
+    c = ck.load_checkpoint(tmp_path)
+    assert c.step == 7 and c.meta["loader"] == {"pos": 3} and c.meta["phase"] == "base"
+    for k, v in m.state_dict().items():
+        assert torch.equal(c.model_state[k], v)
+    m2, opt2 = _model_and_opt(seed=1)
+    opt2.load_state_dict(c.optim_state[0])
+    for a, b in zip(opt.state.values(), opt2.state.values()):
+        assert torch.equal(a["exp_avg"], b["exp_avg"]) and torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
+
+
+def test_rng_states_round_trip_through_json():
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    state = json.loads(json.dumps(ck.rng_state()))
+    want = (random.random(), np.random.rand(), torch.rand(3))
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    ck.set_rng_state(state)
+    got = (random.random(), np.random.rand(), torch.rand(3))
+    assert want[0] == got[0] and want[1] == got[1] and torch.equal(want[2], got[2])
+
+
+def test_keep_last_purges_oldest(tmp_path):
+    m, opt = _model_and_opt()
+    for s in (1, 2, 3, 4):
+        _save(tmp_path, s, m, opt, keep=2)
+    assert ck.list_steps(tmp_path) == [3, 4]
+
+
+@pytest.mark.parametrize("damage", ["truncate_weights", "delete_optim", "delete_meta", "flip_byte", "torn_meta"])
+def test_corrupt_latest_falls_back_to_previous_with_a_message(tmp_path, capsys, damage):
+    m, opt = _model_and_opt()
+    _save(tmp_path, 10, m, opt)
+    bad = _save(tmp_path, 20, m, opt)
+    if damage == "truncate_weights":
+        w = bad / "model.safetensors"
+        w.write_bytes(w.read_bytes()[:-10])
+    elif damage == "delete_optim":
+        (bad / "optim_rank0.pt").unlink()
+    elif damage == "delete_meta":
+        (bad / "meta.json").unlink()
+    elif damage == "flip_byte":
+        w = bad / "model.safetensors"
+        b = bytearray(w.read_bytes())
+        b[-1] ^= 0xFF
+        w.write_bytes(bytes(b))
+    elif damage == "torn_meta":
+        mp = bad / "meta.json"
+        mp.write_text(mp.read_text()[:40])
+    assert ck.latest_valid_step(tmp_path) == 10
+    err = capsys.readouterr().err
+    assert "step_000020" in err and "previous valid one, step 10" in err
+    assert ck.load_checkpoint(tmp_path).step == 10
+    with pytest.raises(UsageError, match="not usable"):
+        ck.load_checkpoint(tmp_path, step=20)
+
+
+def test_leftover_temp_dir_is_not_a_checkpoint(tmp_path):
+    m, opt = _model_and_opt()
+    _save(tmp_path, 5, m, opt)
+    (tmp_path / ".step_000006.tmp").mkdir()
+    (tmp_path / ".step_000006.tmp" / "model.safetensors").write_bytes(b"partial")
+    assert ck.latest_valid_step(tmp_path) == 5
+    _save(tmp_path, 6, m, opt)  # a later save of that step cleans the leftover and completes
+    assert ck.latest_valid_step(tmp_path) == 6 and not (tmp_path / ".step_000006.tmp").exists()
+
+
+def test_no_checkpoint_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no complete checkpoint"):
+        ck.load_checkpoint(tmp_path / "nothing")
+
+
+def test_optimizer_file_loads_with_weights_only(tmp_path):
+    m, opt = _model_and_opt()
+    path = _save(tmp_path, 1, m, opt)
+    torch.load(path / "optim_rank0.pt", weights_only=True)  # raises if anything beyond tensors/containers

@@ -1,0 +1,46 @@
+"""Data parallel: 2 torchrun (gloo) processes with accumulation 1 train like 1 process with accumulation 2
+on the same global batches (same losses up to float summation order)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, cli_env, in_netns
+from tests.train.conftest import needs_model, tiny_config_file
+
+WORKER = str(ROOT / "tests" / "train" / "ddp_worker.py")
+
+
+def _env(home):
+    env = cli_env({"NANOCHAT_HOME": str(home)})
+    env["PYTHONPATH"] = str(ROOT) + ":" + env["PYTHONPATH"]  # the worker imports tests.train
+    return env
+
+
+@pytest.mark.dist
+@needs_model
+def test_two_process_gloo_matches_single_process(tmp_path):
+    cfg = tiny_config_file(tmp_path, iters=6, eval_every=0, save_every=3)
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    r1 = subprocess.run([sys.executable, WORKER, str(one), str(cfg), str(tmp_path / "one.json")],
+                        capture_output=True, text=True, env=_env(one), timeout=300)
+    assert r1.returncode == 0, r1.stderr
+    cmd = in_netns([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", WORKER,
+                    str(two), str(cfg), str(tmp_path / "two.json")])
+    r2 = subprocess.run(cmd, capture_output=True, text=True, env=_env(two), timeout=300)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    a = json.loads((tmp_path / "one.json").read_text())
+    b = json.loads((tmp_path / "two.json").read_text())
+    assert a["world"] == 1 and b["world"] == 2 and len(a["losses"]) == len(b["losses"]) == 6
+    assert b["losses"] == pytest.approx(a["losses"], rel=1e-4, abs=1e-5)
+    # Training moved the loss (so the comparison is not between two untrained models).
+    assert a["losses"][-1] < a["losses"][0]
+    # The 2-process checkpoint holds one optimizer file per rank.
+    ck = two / "checkpoints" / "base" / "d2" / "step_000006"
+    assert sorted(p.name for p in ck.iterdir()) == ["meta.json", "model.safetensors", "optim_rank0.pt",
+                                                     "optim_rank1.pt"]

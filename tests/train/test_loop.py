@@ -1,0 +1,92 @@
+"""The loop in-process: it learns, an eval failure never stops it, iterations derive from the ratio."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+from nanochat_cli.track import read_metrics
+from nanochat_cli.train import checkpoint as ck
+from nanochat_cli.train.loop import derive_num_iterations, run_phase
+from nanochat_cli.train.manifest import Manifest
+from nanochat_cli.train.phases import PhaseData
+from tests.train.conftest import needs_model, needs_shards, tiny_config
+
+
+class SameBatch:
+    """One fixed batch forever (an overfit test), with the loader's state interface."""
+
+    def __init__(self, B=2, T=32, vocab=256):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randint(0, vocab, (B, T + 1), generator=g)
+        self.n = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.n += 1
+        return self.x[:, :-1].contiguous(), self.x[:, 1:].contiguous()
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, d):
+        self.n = d["n"]
+
+
+@needs_model
+def test_loss_decreases_on_a_tiny_overfit_batch(home, tmp_path):
+    cfg = tiny_config(home, tmp_path, iters=40, eval_every=0, save_every=0)
+    r = run_phase(cfg, "base", tokenizer=ByteTokenizer(), data=PhaseData(train=SameBatch()))
+    recs = [x for x in read_metrics(home / "runs" / r.run_id / "metrics.jsonl") if "loss" in x]
+    assert len(recs) == 40 and r.status == "done"
+    first, last = recs[0]["loss"], recs[-1]["loss"]
+    assert first > 4.5  # ≈ ln(265) at init
+    assert last < 0.5 * first, (first, last)
+
+
+@needs_model
+def test_eval_exception_is_logged_and_training_finishes(home, tmp_path, capsys):
+    def broken_val():
+        raise RuntimeError("validation shard exploded")
+
+    cfg = tiny_config(home, tmp_path, iters=12, eval_every=4, save_every=6)
+    r = run_phase(cfg, "base", tokenizer=ByteTokenizer(), data=PhaseData(train=SameBatch(), val=broken_val))
+    assert r.status == "done" and r.step == 12
+    err = capsys.readouterr().err
+    assert "eval failed at step 4" in err and "training continues" in err
+    recs = read_metrics(home / "runs" / r.run_id / "metrics.jsonl")
+    assert [x["step"] for x in recs if "eval_error" in x] == [0, 4, 8, 12]
+    assert sum("loss" in x for x in recs) == 12
+    ckdir = home / "checkpoints" / "base" / "d2"
+    assert ck.list_steps(ckdir) == [6, 12] and ck.latest_valid_step(ckdir) == 12
+    m = Manifest.load(home / "runs" / r.run_id)
+    assert m.phases["base"]["status"] == "done" and m.phases["base"]["step"] == 12
+
+
+@needs_model
+@needs_shards
+def test_real_base_data_val_bpb_and_checkpoint_meta(data_home, tmp_path):
+    cfg = tiny_config(data_home, tmp_path, iters=6, eval_every=3, save_every=3)
+    r = run_phase(cfg, "base", tokenizer=ByteTokenizer())
+    recs = read_metrics(data_home / "runs" / r.run_id / "metrics.jsonl")
+    bpbs = [x["val_bpb"] for x in recs if "val_bpb" in x]
+    assert len(bpbs) == 3 and all(0 < b < 12 for b in bpbs)
+    meta = json.loads((data_home / "checkpoints/base/d2/step_000006/meta.json").read_text())
+    assert meta["step"] == 6 and meta["phase"] == "base" and meta["run_id"] == r.run_id
+    assert meta["tokenizer"]["kind"] == "byte" and meta["config"]["model"]["depth"] == 2
+    assert len(meta["loader"]) == 1 and len(meta["rng"]) == 1 and set(meta["rng"][0]) >= {"python", "numpy", "torch"}
+    assert meta["metrics"]["val_bpb"] == bpbs[-1]
+    assert set(meta["files"]) == {"model.safetensors", "optim_rank0.pt"}
+
+
+def test_num_iterations_from_param_data_ratio(home, tmp_path):
+    cfg = tiny_config(home, tmp_path)
+    cfg.train.num_iterations = -1
+    cfg.train.target_param_data_ratio = 20
+    assert derive_num_iterations(cfg, 1_000_000) == 20 * 1_000_000 // cfg.train.total_batch_size
+    cfg.train.num_iterations = 7
+    assert derive_num_iterations(cfg, 1_000_000) == 7
