@@ -268,6 +268,13 @@ class SlurmConfig(Section):
         bad = [t for t in self.mail_type.split(",") if t not in known]
         if bad:
             raise ValueError(f"slurm.mail_type: unknown event(s) {', '.join(bad)}; use {', '.join(sorted(known))}")
+        days, _, hms = self.time.rpartition("-")
+        h, m_, sec = (int(x) for x in hms.split(":"))
+        limit = int(days or 0) * 86400 + h * 3600 + m_ * 60 + sec
+        if self.signal_seconds * 2 > limit:
+            raise ValueError(f"slurm.signal_seconds {self.signal_seconds} is more than half of slurm.time {self.time}: "
+                             "the job would be told to checkpoint and requeue before doing useful work; lower "
+                             "signal_seconds or raise time")
         for m in self.modules:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}", m):
                 raise ValueError(f"slurm.modules: {m!r} is not a module name (letters, digits, ._/+-)")

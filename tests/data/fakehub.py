@@ -4,7 +4,8 @@ Hub routes (LOOPBACK-HUB.md §1): `/api/datasets/{repo}[/revision/{rev}]`, `/api
 HEAD/GET `/datasets/{repo}/resolve/{rev}/{path}` with X-Repo-Commit, ETag (git-blob sha1), Content-Length and
 Range; 404s carry X-Error-Code. Any other path is looked up in `files` (plain HTTP, Range supported).
 Faults are queued as (regex on "METHOD /path", kind, times, params): status (code, retry_after), reset (RST after
-`after` bytes), truncate (FIN after `after` bytes), slow (delay before headers), ignore_range, corrupt.
+`after` bytes), truncate (FIN after `after` bytes), slow (delay before headers), ignore_range, corrupt,
+flip (one byte at offset `after`).
 Run as a script (`python fakehub.py SPEC.json`) it serves a JSON spec; see hubrun.py.
 """
 
@@ -198,6 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault and fault.kind == "corrupt":
             body = bytes(b ^ 0xFF for b in body[:16]) + body[16:]
+        if fault and fault.kind == "flip":  # one byte changed, length kept: only a hash notices
+            body = body[:fault.after] + bytes([body[fault.after] ^ 0x01]) + body[fault.after + 1:]
         if fault and fault.kind in ("reset", "truncate"):
             self.wfile.write(body[:fault.after])
             self.wfile.flush()

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def parquet_bytes(table: pa.Table, row_group_size: int | None = None) -> bytes:
+def parquet_bytes(table: pa.Table, row_group_size: int | None = None, compression: str = "snappy") -> bytes:
     buf = io.BytesIO()
-    pq.write_table(table, buf, row_group_size=row_group_size)
+    pq.write_table(table, buf, row_group_size=row_group_size, compression=compression)
     return buf.getvalue()
 
 
@@ -98,7 +98,7 @@ def _arc(n: int, tag: str) -> bytes:
     return parquet_bytes(pa.table({"id": [f"{tag}-{i}" for i in range(n)],
                                    "question": [f"{tag} q{i}" for i in range(n)],
                                    "choices": [{"text": ["x", "y", "z"], "label": ["A", "B", "C"]} for _ in range(n)],
-                                   "answerKey": ["A"] * n}))
+                                   "answerKey": ["A"] * n}), compression="none")  # a flipped byte stays silent
 
 
 def _smol(n: int, tag: str) -> bytes:

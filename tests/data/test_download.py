@@ -139,3 +139,11 @@ def test_unwritable_home_is_exit_2(run_cli, tmp_path):
     r = run_cli("--home", str(blocker / "home"), "data", "fetch", "base", "--source", "fineweb", "--shards", "2",
                 "--base-url", "http://127.0.0.1:9/x")
     assert r.returncode == 2 and "cannot write" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_slow_response_times_out_and_is_retried(fake_hub, tmp_path):
+    fake_hub.files["/f/shard_00000.parquet"] = SHARD
+    fake_hub.add_fault(r"GET /f/", "slow", times=1, delay=2.0)
+    r = download_file(f"{fake_hub.url}/f/shard_00000.parquet", tmp_path / "s.parquet", retries=2, backoff=0.0,
+                      timeout=0.5, verify=verify_parquet)
+    assert r.status == "downloaded" and r.attempts == 2

@@ -74,15 +74,15 @@ def test_loop_counts_epochs_and_state_survives_the_wrap(shards):
     assert {0, 1} <= epochs
 
 
-def test_ranks_get_disjoint_row_groups_and_restore_per_rank(shards):
-    seen = []
+def test_ranks_get_disjoint_rows_and_restore_per_rank(shards):
+    docs = []
     for rank in range(2):
         loader = TokenLoader(shards, TOK, 1, 32, rank=rank, world_size=2, loop=False)
         text = "".join(TOK.decode(x[0].tolist()) for x, _ in loader)
-        seen.append(text)
-    # 18 row groups of 16/10 rows; rank 0 has global row groups 0,2,4,... so shard0 doc0, rank 1 starts at doc16.
-    assert "shard0 doc0 " in seen[0] and "shard0 doc0 " not in seen[1]
-    assert "shard0 doc16 " in seen[1] and "shard0 doc16 " not in seen[0]
+        docs.append(set(text.split("<|bos|>")))
+    # Row i of each row group goes to rank i % 2: doc0 (row 0) to rank 0, doc1 to rank 1, doc16 (row 0 of rg 1) to 0.
+    assert _doc(0, 0) in docs[0] and _doc(0, 1) in docs[1] and _doc(0, 16) in docs[0] and _doc(0, 17) in docs[1]
+    assert not (docs[0] & docs[1]) - {""}
     ref = _batches(TokenLoader(shards, TOK, 2, 9, rank=1, world_size=2), 30)
     a = TokenLoader(shards, TOK, 2, 9, rank=1, world_size=2)
     _batches(a, 12)
@@ -91,6 +91,13 @@ def test_ranks_get_disjoint_row_groups_and_restore_per_rank(shards):
     assert all(x.equal(ref[12 + j][0]) for j, (x, _) in enumerate(_batches(b, 18)))
     with pytest.raises(NanochatError, match="rank 1 of 2"):
         TokenLoader(shards, TOK, 2, 9, rank=0, world_size=2).load_state_dict(a.state_dict())
+
+
+def test_a_single_row_group_is_shared_by_ranks(tmp_path):
+    p = tmp_path / "shard_00000.parquet"
+    pq.write_table(pa.table({"text": [f"validation doc {i}" for i in range(10)]}), p)
+    halves = [TOK.decode(next(TokenLoader([p], TOK, 1, 40, rank=r, world_size=2))[0][0].tolist()) for r in range(2)]
+    assert "validation doc 0" in halves[0] and "validation doc 1" in halves[1]
 
 
 def test_streams_lazily_and_reports_a_corrupt_shard_when_reached(shards, tmp_path):
@@ -103,9 +110,9 @@ def test_streams_lazily_and_reports_a_corrupt_shard_when_reached(shards, tmp_pat
             next(loader)
 
 
-def test_a_rank_without_row_groups_is_an_error_not_a_hang(tmp_path):
+def test_a_rank_without_rows_is_an_error_not_a_hang(tmp_path):
     p = tmp_path / "shard_00000.parquet"
-    pq.write_table(pa.table({"text": ["only one row group"] * 4}), p)
+    pq.write_table(pa.table({"text": ["a single row"]}), p)
     loader = TokenLoader([p], TOK, 1, 4, rank=1, world_size=2)
     with pytest.raises(NanochatError, match="gets no data"):
         next(loader)

@@ -19,8 +19,9 @@ from nanochat_cli.train.phases import PhaseData
 
 
 class GlobalBatchSlices:
-    """Step s's global batch is the same random (G, T+1) tensor for every world size; a rank takes its
-    device_batch rows per micro-step, so 1 process × accum 2 and 2 processes × accum 1 see the same tokens."""
+    """The global batch is one random (G, T+1) tensor (the same every step, so the loss must fall) for every
+    world size; a rank takes its device_batch rows per micro-step, so 1 process × accum 2 and 2 processes ×
+    accum 1 see the same tokens."""
 
     def __init__(self, B, T, accum, rank, world):
         self.B, self.T, self.accum, self.rank, self.world = B, T, accum, rank, world
@@ -32,7 +33,7 @@ class GlobalBatchSlices:
     def __next__(self):
         step, k = divmod(self.micro, self.accum)
         self.micro += 1
-        g = torch.Generator().manual_seed(1000 + step)
+        g = torch.Generator().manual_seed(1000)
         G = self.B * self.accum * self.world
         batch = torch.randint(0, 256, (G, self.T + 1), generator=g)
         # row order: micro-step major, then rank (so 1×2 and 2×1 cover the same rows per step)

@@ -48,3 +48,12 @@ def test_apply_schedule_scales_initial_lr_and_sets_momentum_only_where_present()
     assert adam.param_groups[0]["lr"] == pytest.approx(0.25) and "momentum" not in adam.param_groups[0]
     assert sgd.param_groups[0]["lr"] == pytest.approx(0.05) and sgd.param_groups[0]["momentum"] == pytest.approx(
         muon_momentum(75))
+
+
+def test_apply_schedule_leaves_self_scheduled_momentum_alone():
+    from types import SimpleNamespace
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1, momentum=0.95)
+    opt.param_groups[0].update(initial_lr=0.1, momentum_warmup=300)
+    apply_schedule([opt], 0, 10, SimpleNamespace(warmup_ratio=0.0, warmdown_ratio=0.0, final_lr_frac=0.0))
+    assert opt.param_groups[0]["momentum"] == 0.95

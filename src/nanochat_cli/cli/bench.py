@@ -2,18 +2,55 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
 
-from nanochat_cli.cli.options import JsonOpt
+from nanochat_cli.cli.options import CompileOpt, DeviceOpt, DtypeOpt, JsonOpt
 from nanochat_cli.errors import NotBuiltYet
 
 app = typer.Typer(help="Measure speed: training step, tokenizer, generation, learn step.", no_args_is_help=True)
 
 
-@app.command("train")
-def train(json: JsonOpt = False) -> None:
+@app.command("train", epilog="Examples: `nanochat bench train --json`; `nanochat bench train --compile off "
+                              "--dtype float32`; `nanochat bench train --depth 6 --seq-len 512 --steps 5`.")
+def train(
+    ctx: typer.Context,
+    depth: Annotated[int, typer.Option(help="Transformer blocks; width = 64 x depth.")] = 4,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 256,
+    batch: Annotated[int, typer.Option(help="Sequences per step (device batch).")] = 8,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", help="Vocabulary size.")] = 8192,
+    head_dim: Annotated[int, typer.Option("--head-dim", help="Attention head dimension.")] = 64,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    steps: Annotated[int, typer.Option(help="Timed steps.")] = 10,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up steps (they include compiling).")] = 3,
+    dtype: DtypeOpt = None,
+    compile: CompileOpt = None,
+    device: DeviceOpt = None,
+    json: JsonOpt = False,
+) -> None:
     """Training-step throughput at the reference config (d4, width 256, seq 256, vocab 8192, batch 8)."""
-    raise NotBuiltYet("bench train", 5)
+    from nanochat_cli.cli import output
+    from nanochat_cli.cli.options import build_config
+    from nanochat_cli.errors import UsageError
+    from nanochat_cli.model.bench import BenchSpec, bench_flags, bench_train
+
+    for name, value in (("depth", depth), ("seq-len", seq_len), ("batch", batch), ("threads", threads),
+                        ("steps", steps), ("head-dim", head_dim)):
+        if value < 1:
+            raise UsageError(f"--{name} must be at least 1, got {value}")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be 0 or more, got {warmup}")
+    spec = BenchSpec(depth=depth, head_dim=head_dim, seq_len=seq_len, vocab_size=vocab_size, batch=batch,
+                     threads=threads, steps=steps, warmup=warmup)
+    flags = {**bench_flags(spec), "train.dtype": dtype, "train.compile": compile, "train.device": device}
+    cfg = build_config(ctx, None, None, flags).config
+    result = bench_train(cfg, spec, progress=output.info)
+    if json:
+        output.emit_json(result)
+        return
+    output.table("bench train", ["metric", "value"],
+                 [(k, v) for k, v in result.items() if k != "config"] + list(result["config"].items()))
 
 
 @app.command("tokenizer")
@@ -23,9 +60,21 @@ def tokenizer(json: JsonOpt = False) -> None:
 
 
 @app.command("generate")
-def generate(json: JsonOpt = False) -> None:
+def generate(json: JsonOpt = False,
+             new_tokens: int = typer.Option(256, "--new-tokens", min=1, max=4096, help="Tokens generated per run."),
+             ) -> None:
     """Generation tokens/s with and without the KV cache, time to first token."""
-    raise NotBuiltYet("bench generate", 7)
+    from nanochat_cli.cli import output
+    from nanochat_cli.model.bench_generate import run_bench
+
+    res = run_bench(new_tokens=new_tokens)
+    if json:
+        output.emit_json(res)
+        return
+    for name, m in res["models"].items():
+        output.result(f"{name}: cached {m['cached']['tok_per_s']:.0f} tok/s (first token "
+                      f"{m['cached']['first_token_ms']:.0f} ms), uncached {m['uncached']['tok_per_s']:.0f} tok/s, "
+                      f"speedup {m['speedup']:.1f}x")
 
 
 @app.command("learn")

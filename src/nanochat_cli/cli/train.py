@@ -59,9 +59,12 @@ def _phase(phase: str):
                 device: DeviceOpt = None, dtype: DtypeOpt = None, compile: CompileOpt = None,
                 nproc: NprocOpt = None, seed: SeedOpt = None, run: RunOpt = None, wandb: WandbOpt = None,
                 model: ModelFileOpt = None, json_: JsonOpt = False) -> int:
-        cfg = build_config(ctx, profile, config, training_flags(depth, device_batch_size, num_iterations, device,
-                                                                dtype, compile, nproc, seed, run, wandb,
-                                                                model)).config
+        flags = training_flags(depth, device_batch_size, num_iterations, device, dtype, compile, nproc, seed, run,
+                               wandb, model)
+        if phase in ("mid", "sft"):  # these flags set the phase's own [mid]/[sft] values, which it trains with
+            for key in ("num_iterations", "device_batch_size"):
+                flags[f"{phase}.{key}"] = flags.pop(f"train.{key}")
+        cfg = build_config(ctx, profile, config, flags).config
         maybe_relaunch(cfg)
         from nanochat_cli.train import dist
         from nanochat_cli.train.loop import run_phase

@@ -231,6 +231,7 @@ class _Progress:
 
         def on_bytes(n: int, total: int | None) -> None:
             self.bar.update(task, advance=n, total=total)
+            self.bar.update(self.files_task, advance=n)  # the first row: all bytes so far and the overall speed
         on_bytes.task = task  # type: ignore[attr-defined]
         return on_bytes
 

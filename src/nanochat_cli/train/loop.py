@@ -121,6 +121,8 @@ def _sample(model, tokenizer, device, max_new_tokens: int = 16) -> list[str]:
     import torch
 
     out = []
+    raw = getattr(model, "_orig_mod", model)
+    plain = type(raw).forward.__get__(raw)  # not the compiled training forward: lengths change every token
     was_training = model.training
     model.eval()
     try:
@@ -129,7 +131,7 @@ def _sample(model, tokenizer, device, max_new_tokens: int = 16) -> list[str]:
                 ids = tokenizer.encode(prompt, prepend=tokenizer.bos_id)
                 x = torch.tensor([ids], dtype=torch.long, device=device)
                 for _ in range(max_new_tokens):
-                    logits = model(x[:, -model_seq_len(model):])
+                    logits = plain(x[:, -model_seq_len(model):])
                     nxt = logits[0, -1, : tokenizer.vocab_size].argmax()
                     x = torch.cat([x, nxt.view(1, 1)], dim=1)
                 out.append(tokenizer.decode(x[0].tolist()[1:]))
@@ -172,6 +174,10 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     from nanochat_cli.model.optim import build_optimizers
     from nanochat_cli.model.precision import resolve_device, resolve_dtype
 
+    if cfg.model.file is not None:  # learn mode: the learner's own GPT, checked to be a drop-in
+        from nanochat_cli.learn.loader import load_user_model_class
+
+        GPT = load_user_model_class(cfg.model.file)
     device = resolve_device(cfg)
     device = torch.device(device) if not isinstance(device, torch.device) else device
     dist.init(cfg.dist.backend, device.type)

@@ -33,14 +33,16 @@ def muon_momentum(step: int) -> float:
 
 
 def apply_schedule(optimizers, step: int, num_iterations: int, train_cfg) -> float:
-    """Set every param group's lr (initial_lr × multiplier) and the momentum of groups that have one
-    (Muon's; AdamW groups carry `betas` instead). Returns the multiplier for logging."""
+    """Set every param group's lr (initial_lr × multiplier) and the momentum of groups that have one and
+    do not schedule it themselves (AdamW groups carry `betas` instead). Returns the multiplier for logging."""
     lrm = lr_multiplier(step, num_iterations, train_cfg.warmup_ratio, train_cfg.warmdown_ratio,
                         train_cfg.final_lr_frac)
     momentum = muon_momentum(step)
     for opt in optimizers:
         for group in opt.param_groups:
             group["lr"] = group["initial_lr"] * lrm
-            if "momentum" in group:
+            # An optimizer that warms its momentum up itself (ours: Muon keeps `momentum_warmup` and its step
+            # in its state) is left alone; setting it here too would apply the ramp twice.
+            if "momentum" in group and "momentum_warmup" not in group:
                 group["momentum"] = momentum
     return lrm

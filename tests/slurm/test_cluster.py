@@ -1,0 +1,150 @@
+"""Rendered jobs on a real Slurm (the two-node sandbox): the CLI runs under `srun torchrun` on both
+nodes, mail notifications are sent, a failing preflight stops the job with exit 3, and a USR2 drill
+checkpoints, requeues and resumes into the same log. Each test cancels its jobs and is time-bounded."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.slurm.conftest import job_state, make_venv, wait_done, wait_for
+
+pytestmark = pytest.mark.slurm
+
+
+def ready_home(home: Path) -> None:
+    """What `doctor --phase base` needs on disk: two readable shards (train + validation)."""
+    d = home / "base_data"
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(2):
+        pq.write_table(pa.table({"text": [f"document {i}-{j}" for j in range(50)]}), d / f"shard_{i:05d}.parquet")
+
+
+def job_env(tmp_path: Path, venv: Path, **extra) -> dict[str, str]:
+    return {"NANOCHAT_SLURM__VENV": str(venv), "NANOCHAT_SLURM__RDZV_HOST": "127.0.0.1",  # sandbox: loopback
+            "NANOCHAT_SLURM__TIME": "00:10:00",
+            "NANOCHAT_SLURM__SIGNAL_SECONDS": "60", "NANOCHAT_SLURM__CPUS_PER_TASK": "2", **extra}
+
+
+def submit(run_cli, tmp_path, *args, env, jobs) -> list[dict]:
+    r = run_cli("slurm", "submit", "--out", str(tmp_path / "jobs"), "--json", *args, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    record = json.loads(r.stdout)
+    jobs.extend(j["id"] for j in record["jobs"])
+    return record["jobs"]
+
+
+def test_two_node_job_runs_the_cli_under_srun_torchrun_and_mails(slurm_cluster, run_cli, home, tmp_path, jobs):
+    (tmp_path / ".env.local").write_text("NANOCHAT_SLURM__MAIL_USER=ada@uni.example\n"
+                                         "NANOCHAT_SLURM__MAIL_TYPE=BEGIN,END,FAIL\n")
+    venv = make_venv(tmp_path / "venv")
+    t0 = time.monotonic()
+    [job] = submit(run_cli, tmp_path, "--nodes", "2", "--run", "two-node", "--command", "config show --json",
+                   env=job_env(tmp_path, venv), jobs=jobs)
+    st = wait_done(job["id"], timeout=180)
+    wall = time.monotonic() - t0
+    log_dir = home / "runs" / "two-node" / "logs"
+    out = (log_dir / f"nanochat-{job['id']}.out").read_text()
+    err = (log_dir / f"nanochat-{job['id']}.err").read_text()
+    assert st["JobState"] == "COMPLETED" and st["ExitCode"] == "0:0", out + err
+    assert "start on node[1-2] (2 node(s) x 1 proc), rendezvous 127.0.0.1:" in out
+    # one `config show` per torchrun worker: 2 nodes x 1 process, each resolving the job's config
+    assert out.count('"nnodes": 2') == 2 and out.count('"profile": "cpu-tiny"') == 2, out
+    assert "all steps finished" in out
+    mail = (slurm_cluster / "mail.log").read_text()
+    assert re.search(rf"Job_id={job['id']} Name=nanochat Began.*ada@uni\.example", mail)
+    assert re.search(rf"Job_id={job['id']} Name=nanochat Ended.*COMPLETED.*ada@uni\.example", mail)
+    r = run_cli("slurm", "status", "--run", "two-node", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["jobs"][0]["state"] == "COMPLETED"
+    print(f"two-node sandbox job: submit → COMPLETED in {wall:.1f} s")
+
+
+def test_failing_doctor_stops_the_job_with_exit_3(slurm_cluster, run_cli, home, tmp_path, jobs):
+    venv = make_venv(tmp_path / "venv")
+    # a100x8 trains on 8 CUDA GPUs; the sandbox's GPUs are /dev/null, so the preflight must refuse.
+    [job] = submit(run_cli, tmp_path, "--profile", "a100x8", "--run", "no-gpus", env=job_env(tmp_path, venv),
+                   jobs=jobs)
+    st = wait_done(job["id"], timeout=180)
+    log_dir = home / "runs" / "no-gpus" / "logs"
+    out = (log_dir / f"nanochat-{job['id']}.out").read_text()
+    err = (log_dir / f"nanochat-{job['id']}.err").read_text()
+    assert st["JobState"] == "FAILED" and st["ExitCode"] == "3:0", out + err
+    assert "preflight failed (nanochat doctor exit 3)" in err and "no GPU time was spent" in err
+    assert "0 CUDA GPU(s) visible" in out and "train base" not in out.split("preflight failed")[0].split(
+        "nanochat doctor")[-1]
+    assert "base: nanochat" not in out  # no phase was launched
+
+
+STANDIN = r'''
+# Stand-in for `nanochat train base` / `nanochat resume` (training is not on main yet): one process per
+# torchrun worker; rank 0 logs a deterministic loss per step, checkpoints its step on USR2/TERM and exits.
+import json, os, signal, sys, time
+from pathlib import Path
+rank = int(os.environ["RANK"]); world = int(os.environ["WORLD_SIZE"])
+ckpt = Path(os.environ["NANOCHAT_HOME"]) / "standin-ckpt.json"
+stop = []
+def on_signal(sig, frame):
+    stop.append(sig)
+    print(f"rank {rank}: got {signal.Signals(sig).name}", flush=True)
+signal.signal(signal.SIGUSR2, on_signal)
+signal.signal(signal.SIGTERM, on_signal)
+start = json.loads(ckpt.read_text())["step"] if sys.argv[1] == "resume" else 0
+print(f"rank {rank}/{world}: {' '.join(sys.argv[1:])} from step {start}", flush=True)
+for step in range(start, 40):
+    if stop:
+        if rank == 0:
+            ckpt.write_text(json.dumps({"step": step}))
+            print(f"checkpoint at step {step}; exiting for requeue", flush=True)
+        sys.exit(0)
+    if rank == 0:
+        print(f"step {step} loss {10 / (step + 1):.6f}", flush=True)
+    time.sleep(0.25)
+print(f"rank {rank}: done", flush=True)
+'''
+
+
+def test_preemption_drill_checkpoints_requeues_and_resumes_into_the_same_log(slurm_cluster, run_cli, home,
+                                                                              tmp_path, jobs):
+    ready_home(home)
+    (tmp_path / "standin.py").write_text(STANDIN)
+    wrapper = (f'case "$1" in\n  train|resume) exec {sys.executable} {tmp_path}/standin.py "$@" ;;\n'
+               f'  *) exec {sys.executable} -m nanochat_cli "$@" ;;\nesac\n')
+    venv = make_venv(tmp_path / "venv", wrapper_body=wrapper)
+    [job] = submit(run_cli, tmp_path, "--nodes", "2", "--phases", "base", "--run", "drill",
+                   env=job_env(tmp_path, venv), jobs=jobs)
+    jid = job["id"]
+    out_file = home / "runs" / "drill" / "logs" / f"nanochat-{jid}.out"
+    deadline = time.monotonic() + 120
+    while "step 5 loss" not in (out_file.read_text() if out_file.exists() else ""):
+        assert job_state(jid).get("JobState") in ("PENDING", "RUNNING"), out_file.read_text()
+        assert time.monotonic() < deadline, "training stand-in never reached step 5"
+        time.sleep(0.3)
+    t0 = time.monotonic()
+    subprocess.run(["scancel", "--batch", "--signal=USR2", jid], check=True)
+    wait_for(jid, lambda st: st.get("Restarts") == "1" and st.get("JobState") == "PENDING", 60, "the requeue")
+    subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now+2"], check=True)
+    st = wait_done(jid, timeout=120)
+    drill = time.monotonic() - t0
+    out = out_file.read_text()
+    assert st["JobState"] == "COMPLETED" and st["Restarts"] == "1", out
+    assert "USR2: time limit or preemption is near" in out
+    assert "rank 0: got SIGUSR2" in out and "rank 1: got SIGUSR2" in out  # reached both nodes' workers
+    ck = int(re.search(r"checkpoint at step (\d+); exiting for requeue", out).group(1))
+    assert f"requeueing job {jid}" in out
+    second = out.split("restart=1]", 1)[1]  # the requeued run appended to the same file
+    assert "base: restarted after a requeue: nanochat resume" in second
+    assert f"rank 0/2: resume from step {ck}" in second
+    steps = [int(s) for s in re.findall(r"^step (\d+) loss", out, re.M)]
+    assert steps == list(range(40)), steps  # no step lost or repeated across the requeue
+    assert "all steps finished" in second
+    assert sorted(p.name for p in out_file.parent.iterdir()) == [f"nanochat-{jid}.err", f"nanochat-{jid}.out"]
+    print(f"preemption drill: USR2 → resumed run COMPLETED in {drill:.1f} s (checkpoint at step {ck})")

@@ -1,0 +1,232 @@
+"""Mid/SFT phases: their training view of the config, the preflight (prerequisite checkpoint and every
+dataset, checked before any model is built), `resume --from`, and a base→mid→sft run end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from nanochat_cli.errors import PreflightError, UsageError
+from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+from nanochat_cli.train import checkpoint as ck
+from nanochat_cli.train.chat_phases import mid_data, phase_view, sft_data
+from nanochat_cli.train.preflight import check_init_checkpoint
+from tests.tasks import hf_fixtures as F
+from tests.train.conftest import TINY_TOML, write_shards
+
+CHAT_TOML = """
+[mid]
+mixture = "{mixture}"
+num_iterations = {iters}
+eval_every = 0
+eval_tokens = 512
+
+[sft]
+mixture = "{mixture}"
+num_iterations = {iters}
+device_batch_size = 2
+examples_per_step = 4
+eval_every = 0
+eval_steps = 2
+"""
+
+
+def chat_config_file(tmp_path: Path, iters: int = 3, mixture: str = "packaged") -> Path:
+    p = tmp_path / "chat.toml"
+    base = TINY_TOML.format(iters=iters, eval_every=0, save_every=0, keep_last=2).replace("seq_len = 32",
+                                                                                          "seq_len = 128")
+    base = base.replace("total_batch_size = 128", "total_batch_size = 512")
+    p.write_text(base + CHAT_TOML.format(iters=iters, mixture=mixture))
+    return p
+
+
+def chat_config(home: Path, tmp_path: Path, **kw):
+    from nanochat_cli.config import load_config
+
+    return load_config(config_file=chat_config_file(tmp_path, **kw), flags={"home": str(home)}).config
+
+
+def fake_checkpoint(cfg, phase: str, tokenizer_meta: dict | None = None) -> Path:
+    """A real checkpoint (checkpoint.save_checkpoint) holding a stand-in weight: enough for the preflight,
+    which verifies files and metadata, not shapes."""
+    import torch
+
+    meta = {"phase": phase, "run_id": "r1",
+            "tokenizer": tokenizer_meta or {"kind": "byte", "vocab_size": ByteTokenizer().vocab_size,
+                                            "fingerprint": None}}
+    from nanochat_cli.paths import Paths
+
+    return ck.save_checkpoint(Paths.of(cfg).checkpoint_dir(phase, cfg.model.depth), 7, {"w": torch.ones(3)}, [{}],
+                              meta)
+
+
+# ------------------------------------------------------------------------------------------------
+# the phase's view of the config
+
+def test_phase_view_sft_uses_nanochat_schedule(home, tmp_path):
+    cfg = chat_config(home, tmp_path)
+    v = phase_view(cfg, "sft")
+    assert v.train.device_batch_size == 2 and v.train.total_batch_size == 4 * 128
+    assert v.train.matrix_lr == pytest.approx(cfg.train.matrix_lr * 0.02)
+    assert (v.train.warmup_ratio, v.train.warmdown_ratio, v.train.final_lr_frac) == (0.0, 1.0, 0.0)
+    assert cfg.train.matrix_lr == 0.02 and cfg.train.total_batch_size == 512  # the original is untouched
+    assert phase_view(cfg, "base") is cfg
+    m = phase_view(cfg, "mid")
+    assert m.train.device_batch_size == cfg.train.device_batch_size and m.train.warmdown_ratio == 0.2
+    assert m.train.num_iterations == 3
+
+
+def test_phase_view_rejects_uneven_sft_batches(home, tmp_path):
+    cfg = chat_config(home, tmp_path)
+    cfg.sft.examples_per_step = 3
+    with pytest.raises(UsageError, match="sft.examples_per_step"):
+        phase_view(cfg, "sft")
+
+
+# ------------------------------------------------------------------------------------------------
+# preflight
+
+def test_mid_without_base_checkpoint_names_train_base(home, tmp_path):
+    cfg = phase_view(chat_config(home, tmp_path), "mid")
+    with pytest.raises(PreflightError) as e:
+        mid_data(cfg, ByteTokenizer())
+    assert e.value.exit_code == 3 and "base checkpoint" in e.value.message
+    assert "`nanochat train base`" in e.value.fix
+
+
+def test_sft_needs_mid_not_base(home, tmp_path):
+    cfg = phase_view(chat_config(home, tmp_path), "sft")
+    fake_checkpoint(cfg, "base")
+    with pytest.raises(PreflightError, match="mid checkpoint"):
+        sft_data(cfg, ByteTokenizer())
+
+
+def test_corrupt_base_checkpoint_is_refused(home, tmp_path):
+    cfg = chat_config(home, tmp_path)
+    path = fake_checkpoint(cfg, "base")
+    blob = bytearray((path / ck.MODEL_FILE).read_bytes())
+    blob[-1] ^= 0xFF
+    (path / ck.MODEL_FILE).write_bytes(bytes(blob))
+    with pytest.raises(PreflightError, match="checksum mismatch") as e:
+        check_init_checkpoint(cfg, "mid", ByteTokenizer())
+    assert "nanochat train base" in e.value.fix
+
+
+def test_other_tokenizer_is_refused(home, tmp_path):
+    cfg = chat_config(home, tmp_path)
+    fake_checkpoint(cfg, "base", {"kind": "bpe", "vocab_size": 4096, "fingerprint": "ab" * 32})
+    with pytest.raises(PreflightError, match="different tokenizer"):
+        check_init_checkpoint(cfg, "mid", ByteTokenizer())
+
+
+def test_packaged_mid_data_is_deterministic(home, tmp_path):
+    cfg = phase_view(chat_config(home, tmp_path), "mid")
+    fake_checkpoint(cfg, "base")
+    a, b = mid_data(cfg, ByteTokenizer()), mid_data(cfg, ByteTokenizer())
+    assert a.init_from == "base" and a.num_iterations == 3 and "spellingbee" in a.summary
+    for _ in range(3):
+        (x1, y1), (x2, y2) = next(a.train), next(b.train)
+        assert x1.equal(x2) and y1.equal(y2)
+    assert len(list(a.val())) == a.val_steps == 512 // (2 * 128)
+
+
+@pytest.fixture
+def hub_rows(monkeypatch, tmp_path):
+    """HF datasets from fixture trees, loaded by real `datasets`; stands in for data.hub.load_split (which
+    reads the same files from <home>/datasets)."""
+    from nanochat_cli.tasks import sources
+
+    def use(root: Path):
+        monkeypatch.setattr(sources, "load_rows", lambda cfg, repo, name, split: F.load(root, repo, name, split))
+
+    return use
+
+
+def test_missing_mmlu_all_and_gsm8k_test_are_caught_before_training(home, tmp_path, hub_rows):
+    hub_rows(F.build(tmp_path / "hub", mmlu_all=False, gsm8k_test=False))
+    cfg = phase_view(chat_config(home, tmp_path, mixture="hub"), "mid")
+    fake_checkpoint(cfg, "base")
+    (home / "words_alpha.txt").write_text("apple\r\nbanana\r\ncherry")
+    with pytest.raises(PreflightError) as e:
+        mid_data(cfg, ByteTokenizer())
+    msg = e.value.message
+    assert "cais/mmlu all test[:5200]" in msg and "openai/gsm8k main test[:420]" in msg
+    assert "smol-smoltalk" not in msg and "auxiliary_train train:" not in msg  # only what is really missing
+    assert "nanochat data fetch mid" in e.value.fix
+
+
+def test_hub_mixtures_load_from_complete_fixtures(home, tmp_path, hub_rows):
+    hub_rows(F.build(tmp_path / "hub"))
+    cfg = chat_config(home, tmp_path, mixture="hub")
+    fake_checkpoint(cfg, "base")
+    fake_checkpoint(cfg, "mid")
+    (home / "words_alpha.txt").write_text("apple\r\nbanana\r\ncherry")
+    mid = mid_data(phase_view(cfg, "mid"), ByteTokenizer())
+    assert "mmlu" in mid.summary and "gsm8k" in mid.summary and "simplespelling 200,000" in mid.summary
+    sft = sft_data(phase_view(cfg, "sft"), ByteTokenizer())
+    assert "arc-easy 6" in sft.summary and "arc-challenge 6" in sft.summary and "smoltalk 20" in sft.summary
+    x, y = next(sft.train)
+    assert x.shape == (2, 128) and ((y >= 0).sum(dim=1) > 0).all()
+
+
+def test_missing_word_list_is_caught(home, tmp_path, hub_rows):
+    hub_rows(F.build(tmp_path / "hub"))
+    cfg = phase_view(chat_config(home, tmp_path, mixture="hub"), "sft")
+    fake_checkpoint(cfg, "mid")
+    with pytest.raises(PreflightError, match="words_alpha.txt"):
+        sft_data(cfg, ByteTokenizer())
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI: resume --from, and the whole pipeline
+
+def test_resume_from_mid_without_base_exits_3(run_cli):
+    r = run_cli("resume", "--from", "mid", "--profile", "cpu-tiny")
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout and "base" in r.stderr
+    d = run_cli("resume", "--from", "mid", "--profile", "cpu-tiny", "--dry-run")
+    assert "sft" in d.stdout + d.stderr and "Traceback" not in d.stderr
+
+
+@pytest.mark.slow
+def test_base_mid_sft_end_to_end_then_resume_from_mid(run_cli, home, tmp_path):
+    pytest.importorskip("nanochat_cli.model.gpt", reason="needs the model package (issue 5)")
+    from nanochat_cli.data.loader import TokenLoader
+    from nanochat_cli.train.loop import run_phase
+    from nanochat_cli.train.phases import PhaseData
+
+    write_shards(home)
+    conf = chat_config_file(tmp_path)
+    cfg = chat_config(home, tmp_path)
+    t0 = time.time()
+    # base in-process on the fixture shards (independent of the shard lister); mid and sft as a user runs them
+    shards = sorted((home / "base_data").glob("*.parquet"))
+    loader = TokenLoader(shards[:-1], ByteTokenizer(), cfg.train.device_batch_size, cfg.model.seq_len)
+    base = run_phase(cfg, "base", data=PhaseData(train=loader))
+    assert base.status == "done" and base.step == 3
+    for phase in ("mid", "sft"):
+        r = run_cli("train", phase, "--config", str(conf), "--json")
+        assert r.returncode == 0, r.stderr[-3000:]
+        out = json.loads(r.stdout)
+        assert out["phase"] == phase and out["status"] == "done" and out["step"] == 3
+        assert (Path(out["checkpoint"]) / ck.META_FILE).is_file()
+        assert Path(out["checkpoint"]).parent == home / "checkpoints" / phase / "d2"
+        assert f"initialised from {home / 'checkpoints' / {'mid': 'base', 'sft': 'mid'}[phase]}" in r.stderr
+        assert "train conversations" in r.stderr
+    elapsed = time.time() - t0
+    manifests = [json.loads(p.read_text()) for p in (home / "runs").glob("*/manifest.json")]
+    done = {ph for m in manifests for ph, e in m["phases"].items() if e["status"] == "done"}
+    assert done == {"base", "mid", "sft"}
+
+    plan = run_cli("resume", "--from", "mid", "--config", str(conf), "--dry-run")
+    assert plan.returncode == 0 and "mid" in plan.stdout and "sft" in plan.stdout
+
+    # A corrupt base checkpoint stops `resume --from mid` before any training.
+    weights = home / "checkpoints" / "base" / "d2" / "step_000003" / ck.MODEL_FILE
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    r = run_cli("resume", "--from", "mid", "--config", str(conf))
+    assert r.returncode == 3 and "Traceback" not in r.stderr and "base" in r.stderr, r.stderr
+    print(f"base+mid+sft, 3 steps each: {elapsed:.1f} s")
