@@ -67,9 +67,21 @@ def tokenizer(json: JsonOpt = False) -> None:
 
 
 @app.command("generate")
-def generate(json: JsonOpt = False) -> None:
+def generate(json: JsonOpt = False,
+             new_tokens: int = typer.Option(256, "--new-tokens", min=1, max=4096, help="Tokens generated per run."),
+             ) -> None:
     """Generation tokens/s with and without the KV cache, time to first token."""
-    raise NotBuiltYet("bench generate", 7)
+    from nanochat_cli.cli import output
+    from nanochat_cli.model.bench_generate import run_bench
+
+    res = run_bench(new_tokens=new_tokens)
+    if json:
+        output.emit_json(res)
+        return
+    for name, m in res["models"].items():
+        output.result(f"{name}: cached {m['cached']['tok_per_s']:.0f} tok/s (first token "
+                      f"{m['cached']['first_token_ms']:.0f} ms), uncached {m['uncached']['tok_per_s']:.0f} tok/s, "
+                      f"speedup {m['speedup']:.1f}x")
 
 
 @app.command("learn")

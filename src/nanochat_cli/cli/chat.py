@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from nanochat_cli.cli.options import ConfigOpt, DepthOpt, ProfileOpt, build_config
-from nanochat_cli.errors import NotBuiltYet
+
+EPILOG = ("Examples: `nanochat chat` (interactive, the SFT model) · `nanochat chat -p \"Why is the sky blue?\"` · "
+          "`nanochat chat -i base -p \"The capital of France is\"` (plain completion).")
 
 
 def chat(ctx: typer.Context,
@@ -16,8 +18,34 @@ def chat(ctx: typer.Context,
          step: Annotated[Optional[int], typer.Option("--step", help="Checkpoint step (default latest).")] = None,
          temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="0 = greedy.")] = None,
          top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Sample from the k most likely.")] = None,
+         max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Most tokens per reply.")] = None,
          depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None) -> None:
     """Chat with a trained model (interactive, or one-shot with -p)."""
-    build_config(ctx, profile, config, {"chat.source": source, "chat.step": step, "chat.temperature": temperature,
-                                        "chat.top_k": top_k, "model.depth": depth})
-    raise NotBuiltYet("chat", 7)
+    cfg = build_config(ctx, profile, config, {"chat.source": source, "chat.step": step,
+                                              "chat.temperature": temperature, "chat.top_k": top_k,
+                                              "chat.max_tokens": max_tokens, "model.depth": depth}).config
+    import os
+    import sys
+
+    import torch
+
+    from nanochat_cli.chat_session import ChatSession, interactive
+    from nanochat_cli.model.engine import GenerationConfig
+    from nanochat_cli.model.inference import load_for_inference
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    loaded = load_for_inference(cfg, cfg.chat.source, cfg.chat.step)
+    gen = GenerationConfig(max_tokens=cfg.chat.max_tokens, temperature=cfg.chat.temperature, top_k=cfg.chat.top_k,
+                           seed=cfg.train.seed)
+    session = ChatSession(loaded, gen)
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    if prompt is not None:
+        session.reply(prompt, on_text=write)
+        write("\n")
+        return
+    sys.stderr.write(f"{cfg.chat.source} model: {loaded.path} (step {loaded.step})\n")
+    interactive(session, read=input, write=write)
