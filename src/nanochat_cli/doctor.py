@@ -206,10 +206,13 @@ def check_datasets(ctx: Context) -> list[Result]:
     except ImportError:
         return [Result(f"datasets ({p})", NA, "nanochat_cli.data.hub is not in this build yet: "
                                              "cannot verify") for p in wanted]
-    out = []
+    out, seen = [], set()
     for phase in wanted:
         for repo, name, split in REQUIRED.get(phase, []):
-            label = f"dataset {repo}" + (f"/{name}" if name else "") + f" [{split}]"
+            if (repo, name, split) in seen:  # mid and sft share SmolTalk and GSM8K
+                continue
+            seen.add((repo, name, split))
+            label = f"dataset {repo}" + (f"/{name}" if name else "") + f":{split}"  # no [..]: rich markup
             try:
                 ds = load_split(ctx.cfg, repo, name, split)
             except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job

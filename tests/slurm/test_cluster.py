@@ -114,7 +114,7 @@ def test_per_phase_chain_is_afterok_so_a_failed_phase_holds_the_next(slurm_clust
 
 
 STANDIN = r'''
-# Stand-in for `nanochat train base` / `nanochat resume` (training is not on main yet): one process per
+# Stand-in for `nanochat train base` / `nanochat resume` where training is not built: one process per
 # torchrun worker; rank 0 logs a deterministic loss per step, checkpoints its step on USR2/TERM and exits.
 import json, os, signal, sys, time
 from pathlib import Path
