@@ -1,86 +1,91 @@
-"""A chat with a trained model: the conversation history, prompt rendering and streamed replies.
+"""Talking to a checkpoint: one-shot replies and the interactive session behind `nanochat chat`.
 
-`ChatSession.reply(text)` yields the reply as text pieces while the engine generates it (tokens are
-decoded incrementally; a piece is held back while it ends in an incomplete UTF-8 sequence, at most a
-few tokens). Chat sources (mid, sft) render the history with the chat template and stop at
-assistant_end; `base` does plain completion of the text (no history, stops at bos or max_tokens).
-History is kept as nanochat conversations and trimmed from the oldest turn when it would not fit the
-model's context. It does not print: the CLI decides where text goes.
+-i base does plain completion (BOS + prompt, continue); mid/sft render the conversation with the chat
+template and sample the assistant's reply, streaming each token as it is decoded. The history is kept
+as messages, so `/clear` starts over and the context grows turn by turn up to the model's length.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable
+
+from nanochat_cli.model.engine import Engine, GenerationConfig
+
+HELP = "Type a message. /clear forgets the conversation, /exit (or Ctrl-D) leaves."
 
 
 class ChatSession:
-    def __init__(self, engine, tokenizer, source: str, temperature: float = 0.6, top_k: int | None = 50,
-                 max_tokens: int = 512, seed: int = 42, context: int | None = None):
-        self.engine, self.tokenizer, self.source = engine, tokenizer, source
-        self.temperature, self.top_k, self.max_tokens, self.seed = temperature, top_k or None, max_tokens, seed
-        self.context = context or engine.model.config.seq_len
+    def __init__(self, loaded, gen: GenerationConfig):
+        self.loaded = loaded
+        self.engine = Engine(loaded.model, loaded.tokenizer)
+        self.gen = gen
         self.messages: list[dict] = []
-        self.turns = 0
 
     def clear(self) -> None:
         self.messages = []
 
     def _prompt_ids(self, text: str) -> list[int]:
-        tok = self.tokenizer
-        if self.source == "base":
-            return tok.encode(text, prepend=tok.bos_id)[-self.context:]
+        tok = self.loaded.tokenizer
+        if self.loaded.phase == "base":
+            return tok.encode(text, prepend=tok.bos_id)
         from nanochat_cli.tokenizer.chat import render_for_completion
 
         self.messages.append({"role": "user", "content": text})
-        while True:
+        ids = render_for_completion(tok, {"messages": self.messages})
+        limit = self.loaded.model.config.seq_len - 16
+        while len(ids) > limit and len(self.messages) > 1:  # forget the oldest turns that no longer fit
+            self.messages = self.messages[2:] if len(self.messages) > 2 else self.messages[-1:]
             ids = render_for_completion(tok, {"messages": self.messages})
-            # Leave room for a reply; drop the oldest user/assistant pair when the history is too long.
-            if len(ids) + min(self.max_tokens, 64) <= self.context or len(self.messages) <= 1:
-                return ids[-self.context:]
-            self.messages = self.messages[2:]
+        return ids[-limit:]
 
-    def reply(self, text: str) -> Iterator[str]:
-        """Stream the model's answer to `text`; the full reply is added to the history at the end."""
-        tok = self.tokenizer
+    def reply(self, text: str, on_text: Callable[[str], None] | None = None) -> str:
+        """Generate the reply to `text`, calling `on_text` with each newly decoded piece (streaming)."""
+        tok = self.loaded.tokenizer
         ids = self._prompt_ids(text)
         out: list[int] = []
         shown = ""
-        seed = self.seed + self.turns  # a fresh but reproducible draw each turn
-        self.turns += 1
-        for column, _ in self.engine.generate(ids, 1, max_tokens=self.max_tokens, temperature=self.temperature,
-                                              top_k=self.top_k, seed=seed):
-            t = column[0]
-            if t in (self.engine.assistant_end, self.engine.bos):
+        for step in self.engine.generate(ids, 1, self.gen):
+            t = step[0]
+            if t in self.engine.stop_ids:
                 break
             out.append(t)
-            full = tok.decode(out)
-            if full.endswith("\ufffd"):
-                continue  # an incomplete UTF-8 sequence: wait for the next byte
-            yield full[len(shown):]
-            shown = full
-        full = tok.decode(out)
-        if len(full) > len(shown):
-            yield full[len(shown):]
-        if self.source != "base":
-            self.messages.append({"role": "assistant", "content": full})
-
-    def ask(self, text: str) -> str:
-        return "".join(self.reply(text))
+            text_so_far = tok.decode(out)
+            # a multi-byte character arrives over several tokens: print only once it has decoded whole
+            if not text_so_far.endswith("\ufffd") and on_text is not None:
+                on_text(text_so_far[len(shown):])
+                shown = text_so_far
+        answer = tok.decode(out)
+        if on_text is not None and len(answer) > len(shown):
+            on_text(answer[len(shown):])
+        if self.loaded.phase != "base":
+            self.messages.append({"role": "assistant", "content": answer})
+        return answer
 
 
-def open_session(cfg, source: str, step: int | None = None) -> ChatSession:
-    """Load the checkpoint of `source` (UsageError naming `nanochat train <source>` when missing)."""
-    import os
-
-    import torch
-
-    from nanochat_cli.model.engine import Engine
-    from nanochat_cli.model.inference import load_for_inference
-
-    torch.set_num_threads(cfg.train.threads or max(1, min(8, os.cpu_count() or 1)))
-    loaded = load_for_inference(cfg, source, step)
-    engine = Engine(loaded.model, loaded.tokenizer)
-    session = ChatSession(engine, loaded.tokenizer, source, temperature=cfg.chat.temperature, top_k=cfg.chat.top_k,
-                          max_tokens=cfg.chat.max_tokens, seed=cfg.train.seed)
-    session.loaded = loaded
-    return session
+def interactive(session: ChatSession, read: Callable[[str], str], write: Callable[[str], None]) -> None:
+    """The REPL: `read(prompt)` raises EOFError on Ctrl-D; Ctrl-C during a reply stops that reply only."""
+    write(HELP + "\n")
+    while True:
+        try:
+            line = read("you> ")
+        except EOFError:
+            write("\n")
+            return
+        except KeyboardInterrupt:
+            write("\n")
+            return
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            return
+        if text == "/clear":
+            session.clear()
+            write("(conversation cleared)\n")
+            continue
+        write("model> ")
+        try:
+            session.reply(text, on_text=write)
+        except KeyboardInterrupt:
+            write(" [stopped]")
+        write("\n")

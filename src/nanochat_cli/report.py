@@ -192,9 +192,11 @@ def render_markdown(d: dict) -> str:
         L += ["| task | " + " | ".join(chat) + " |", "|---" * (len(chat) + 1) + "|"]
         for t in tasks:
             L.append(f"| {t} | " + " | ".join(_f(e.get("tasks", {}).get(t, {}).get("accuracy")) for e in chat.values()) + " |")
-        for key, label in (("chatcore", "ChatCORE"), ("chat_mini_suite", "chat mini-suite (not ChatCORE)")):
-            if any(e.get(key) is not None for e in chat.values()):
-                L.append(f"| **{label}** | " + " | ".join(_f(e.get(key)) for e in chat.values()) + " |")
+        # score_name is "ChatCORE" for nanochat's six tasks, "mini-suite score" for the packaged ones
+        names = list(dict.fromkeys(e.get("score_name") for e in chat.values() if e.get("score") is not None))
+        for name in names:
+            L.append(f"| **{name}** | " + " | ".join(_f(e.get("score")) if e.get("score_name") == name else "—"
+                                                       for e in chat.values()) + " |")
     else:
         L.append("Not run (`nanochat eval chat -i sft`).")
     L += ["", "## Samples", ""]

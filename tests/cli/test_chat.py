@@ -1,43 +1,54 @@
-"""`nanochat chat`: missing checkpoint -> exit 2 naming the fix; -p answers from a tiny checkpoint; an
-interactive session handles /clear, unknown commands and end of input."""
+"""`nanochat chat`: missing checkpoint is exit 2 naming the fix; a saved checkpoint answers -p."""
 
 from __future__ import annotations
 
-from tests.eval.ckpt_fixture import save_tiny_checkpoint, write_config
+from dataclasses import asdict
+
+import torch
+
+from nanochat_cli.model.gpt import GPT, GPTConfig
+from nanochat_cli.paths import Paths
+from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+from nanochat_cli.train.checkpoint import save_checkpoint
 
 
-def test_chat_without_checkpoint_exits_2(run_cli):
+def test_chat_without_checkpoint_names_the_fix(run_cli):
     r = run_cli("chat", "-i", "sft", "-p", "hi")
     assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr
-    assert "nanochat train sft" in r.stderr and r.stdout == ""
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "nanochat train sft" in r.stderr
 
 
-def test_chat_unknown_source_exits_2(run_cli):
-    r = run_cli("chat", "-i", "rl", "-p", "hi")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+def _save_tiny(home, phase: str, depth: int) -> None:
+    tok = ByteTokenizer()
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=64, n_head=1, n_kv_head=1, seq_len=64)
+    model = GPT(cfg)
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    meta = {"phase": phase, "run_id": "t", "model_config": asdict(cfg),
+            "tokenizer": {"kind": "byte", "vocab_size": tok.vocab_size, "fingerprint": None}}
+    save_checkpoint(Paths(home).checkpoint_dir(phase, depth), 1, model.state_dict(), [], meta)
 
 
-def test_chat_one_shot_answers(run_cli, home, tmp_path):
-    save_tiny_checkpoint(home, "sft")
-    cfg = write_config(tmp_path)
-    r = run_cli("chat", "-i", "sft", "-c", str(cfg), "--depth", "2", "-p", "hello", "-t", "0")
+def test_chat_one_shot_answers_from_a_checkpoint(run_cli, home):
+    _save_tiny(home, "sft", 4)
+    r = run_cli("chat", "-i", "sft", "-p", "Hello, who are you?", "--temperature", "0", "--max-tokens", "12")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.endswith("\n") and len(r.stdout.strip("\n")) > 0
-    again = run_cli("chat", "-i", "sft", "-c", str(cfg), "--depth", "2", "-p", "hello", "-t", "0")
-    assert again.stdout == r.stdout  # greedy is deterministic
+    assert r.stdout.strip() != ""
 
 
-def test_chat_base_completion_and_session(run_cli, home, tmp_path):
-    save_tiny_checkpoint(home, "base")
-    cfg = write_config(tmp_path)
-    r = run_cli("chat", "-i", "base", "-c", str(cfg), "--depth", "2", input="Once upon\n/clear\n/bogus\nagain\n")
+def test_chat_interactive_session_handles_commands_and_eof(run_cli, home):
+    _save_tiny(home, "sft", 4)
+    r = run_cli("chat", "--max-tokens", "5", input="hello\n/clear\nagain\n")  # ends with EOF (Ctrl-D)
     assert r.returncode == 0, r.stderr
-    assert "plain completion" in r.stderr and "conversation cleared" in r.stderr and "unknown command" in r.stderr
-    assert len(r.stdout.strip().splitlines()) >= 1
+    assert "conversation cleared" in r.stdout and r.stdout.count("model>") == 2
 
 
-def test_chat_step_missing_exits_2(run_cli, home, tmp_path):
-    save_tiny_checkpoint(home, "sft", step=3)
-    r = run_cli("chat", "-i", "sft", "-c", str(write_config(tmp_path)), "--depth", "2", "--step", "9", "-p", "x")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+def test_chat_base_completion(run_cli, home):
+    _save_tiny(home, "base", 4)
+    r = run_cli("chat", "-i", "base", "-p", "The capital", "-t", "0", "--max-tokens", "8")
+    assert r.returncode == 0, r.stderr

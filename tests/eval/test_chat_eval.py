@@ -1,5 +1,5 @@
-"""Chat evals: categorical scoring by letter logits, generative by the engine, ChatCORE centering; the CLI
-on a tiny checkpoint with the packaged tasks records its results."""
+"""Chat evals: categorical scoring by letter logits, generative by greedy decoding, the mini-suite on a
+tiny random model, suite selection, and `eval chat` through the CLI on a saved checkpoint."""
 
 from __future__ import annotations
 
@@ -8,60 +8,69 @@ import json
 import pytest
 import torch
 
+from nanochat_cli.config import load_config
+from nanochat_cli.errors import UsageError
 from nanochat_cli.eval import chat_eval
-from nanochat_cli.tokenizer.byte_level import ByteTokenizer
-from tests.eval.ckpt_fixture import save_tiny_checkpoint, write_config
+from nanochat_cli.tasks.quiz import Quiz
+from tests.eval.conftest import save_tiny_checkpoint
 
 
-class _LetterModel(torch.nn.Module):
-    """Always puts the highest logit on byte `want` at the last position."""
+class LetterOracle(torch.nn.Module):
+    """Fake model: at every position the logit of byte `letter` is highest among A–E."""
 
-    def __init__(self, want: str, vocab: int):
+    def __init__(self, vocab, seq_len=512, prefer="B"):
         super().__init__()
-        from nanochat_cli.model.gpt import GPTConfig
+        self.vocab, self.prefer = vocab, prefer
+        self.config = type("C", (), {"seq_len": seq_len})()
 
-        self.config = GPTConfig(vocab, 1, 8, 1, 1, 4096)
-        self.want, self.vocab = ord(want), vocab
-
-    def forward(self, idx, kv_cache=None):
-        out = torch.zeros(idx.size(0), idx.size(1), self.vocab)
-        out[:, -1, self.want] = 5.0
-        out[:, -1, ord("Z")] = 9.0  # not an allowed letter: must be ignored
-        return out
+    def forward(self, idx):
+        logits = torch.zeros(*idx.shape, self.vocab)
+        logits[..., ord(self.prefer)] = 5.0
+        return logits
 
 
-def test_categorical_scores_only_allowed_letters():
-    from nanochat_cli.tasks.choice import mc_conversation
+def test_categorical_takes_argmax_over_allowed_letters(home):
+    from nanochat_cli.tokenizer.byte_level import ByteTokenizer
 
     tok = ByteTokenizer()
-    conv = mc_conversation("2+2?", list("ABC"), ["3", "4", "5"], "B")
-
-    class T:
-        eval_type = "categorical"
-
-        def evaluate(self, c, completion):
-            return int(completion == "B")
-
-    assert chat_eval.score_categorical(_LetterModel("B", tok.vocab_size), tok, T(), conv, "cpu") == 1
-    assert chat_eval.score_categorical(_LetterModel("C", tok.vocab_size), tok, T(), conv, "cpu") == 0
+    task = Quiz(40, "test")
+    correct, chance = chat_eval.run_categorical(LetterOracle(tok.vocab_size), tok, task, list(range(40)), 8, "cpu")
+    expect = sum(task[i]["messages"][-1]["content"] == "B" for i in range(40))
+    assert correct == expect and 0 < correct < 40
+    assert abs(chance - sum(1 / len(task[i]["letters"]) for i in range(40))) < 1e-9
 
 
-def test_baselines_match_nanochat():
-    assert chat_eval.BASELINES["ARC-Easy"] == chat_eval.BASELINES["MMLU"] == 0.25
-    assert chat_eval.BASELINES["GSM8K"] == chat_eval.BASELINES["HumanEval"] == chat_eval.BASELINES["SpellingBee"] == 0
+def test_suite_selection(home):
+    cfg = load_config(profile="cpu-tiny").config
+    assert chat_eval.resolve_suite(cfg) == "mini"
+    assert chat_eval.resolve_suite(cfg, "GSM8K") == "chatcore"
+    cfg.sft.mixture = "hub"
+    assert chat_eval.resolve_suite(cfg) == "chatcore"
+    with pytest.raises(UsageError):
+        chat_eval.resolve_suite(cfg, "nope")
 
 
-def test_cli_eval_chat_packaged(run_cli, home, tmp_path):
-    save_tiny_checkpoint(home, "sft")
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(write_config(tmp_path).read_text() + '\n[sft]\nmixture = "packaged"\n')
-    r = run_cli("eval", "chat", "-i", "sft", "-c", str(cfg), "--depth", "2", "--max-problems", "2", "--json")
+def test_mini_suite_on_tiny_model(home, model_tok):
+    model, tok = model_tok
+    cfg = load_config(profile="cpu-tiny").config
+    res = chat_eval.evaluate_chat_model(model, tok, cfg, list(chat_eval.MINI_TASKS), "mini", "cpu",
+                                        max_problems=6, max_tokens=8)
+    assert res["score_name"] == "mini-suite score" and res["score"] is not None
+    assert set(res["tasks"]) == set(chat_eval.MINI_TASKS)
+    for name, r in res["tasks"].items():
+        assert r["problems"] == 6 and 0 <= r["accuracy"] <= 1
+    assert res["tasks"]["quiz"]["type"] == "categorical" and 0.2 < res["tasks"]["quiz"]["baseline"] < 0.34
+
+
+def test_eval_chat_cli_json(run_cli, home):
+    save_tiny_checkpoint(home, "sft", depth=4, seq_len=256)
+    r = run_cli("eval", "chat", "-i", "sft", "-a", "quiz", "--json", env={"NANOCHAT_EVAL__CHAT_MAX_PROBLEMS": "5",
+                                                                          "NANOCHAT_TRAIN__THREADS": "1"})
     assert r.returncode == 0, r.stderr
-    res = json.loads(r.stdout)
-    assert res["suite"] == "chat-mini-suite" and set(res["tasks"]) == set(chat_eval.PACKAGED_TASKS)
-    assert "chatcore" not in res and res["chat_mini_suite"] == pytest.approx(
-        sum(t["centered"] for t in res["tasks"].values()) / 4)
-    m = json.loads((home / "runs" / "test-run" / "manifest.json").read_text())
-    assert "chat/sft" in m["evals"]
-    r = run_cli("eval", "chat", "-i", "base", "-c", str(cfg), "--depth", "2")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["tasks"]["quiz"]["problems"] == 5 and doc["source"] == "sft" and doc["step"] == 10
+
+
+def test_eval_chat_without_checkpoint_is_exit_2(run_cli, home):
+    r = run_cli("eval", "chat", "-i", "mid", "-a", "quiz")
+    assert r.returncode == 2 and "nanochat train mid" in r.stderr

@@ -1,154 +1,146 @@
-"""CORE scoring against hand computations, on a bundle in the real format; mini-suite format; CLI."""
+"""CORE: prompts exactly as nanochat renders them, the three scoring rules, centering, sharding, and the
+whole metric on a small bundle in the real format."""
 
 from __future__ import annotations
 
-import json
-import random
+import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+from nanochat_cli.errors import PreflightError
 from nanochat_cli.eval import core
-from nanochat_cli.tokenizer.byte_level import ByteTokenizer
-from tests.eval.bundle_fixture import write_bundle
-from tests.eval.ckpt_fixture import save_tiny_checkpoint, write_config
+from tests.eval.bundle import make_bundle
 
 
-def _model():
-    from nanochat_cli.model.gpt import GPT, GPTConfig
-
-    torch.manual_seed(0)
-    m = GPT(GPTConfig(ByteTokenizer().vocab_size, 2, 64, 2, 2, 256))
-    m.init_weights()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m.eval()
-
-
-def _mean_loss(m, ids, s, e):
-    x = torch.tensor([ids])
-    with torch.no_grad():
-        lg = m(x)[0]
-    return F.cross_entropy(lg[s - 1:e - 1], x[0, s:e]).item()
-
-
-def test_spans_follow_nanochat():
-    tok = ByteTokenizer()
-    mc = {"query": "Q", "choices": ["ab", "ac"], "gold": 1}
-    toks, spans = core.row_tokens(tok, "multiple_choice", mc, [], " ")
-    assert tok.decode(toks[0][spans[0][0]:]) == "b" and spans[1] == (spans[0][0], len(toks[1]))
-    sc = {"context_options": ["x one", "yy two"], "continuation": "end.", "gold": 0}
-    toks, spans = core.row_tokens(tok, "schema", sc, [], " ")
-    assert [tok.decode(t[s:e]) for t, (s, e) in zip(toks, spans)] == [" end.", " end."]
-    lm = {"context": "ctx ", "continuation": "42"}
-    shot = {"context": " a", "continuation": "1"}
-    toks, spans = core.row_tokens(tok, "language_modeling", lm, [shot], "\nAnswer: ")
-    text = tok.decode(toks[0][1:])
-    assert text == "a\nAnswer: 1\n\nctx\nAnswer: 42"
-    # the prompt without the continuation is stripped, so the scored span includes the space
-    assert tok.decode(toks[0][spans[0][0]:]) == " 42"
-
-
-def test_score_row_matches_hand_computation():
-    m, tok = _model(), ByteTokenizer()
-    row = {"query": "Question: 2+2?", "choices": ["4", "five", "22"], "gold": 2}
-    toks, spans = core.row_tokens(tok, "multiple_choice", row, [], " ")
-    losses = [_mean_loss(m, t, s, e) for t, (s, e) in zip(toks, spans)]
-    best = min(range(3), key=losses.__getitem__)
-    for gold in range(3):
-        assert core.score_row(m, tok, "multiple_choice", dict(row, gold=gold), [], " ", "cpu", 256) == (gold == best)
-    # language modelling: correct iff greedy reproduces the continuation
-    ctx = "Count: 1 2 3"
-    ids = tok.encode(ctx, prepend=tok.bos_id)
-    with torch.no_grad():
-        nxt = m(torch.tensor([ids]))[0, -1].argmax().item()
-    good = {"context": ctx, "continuation": tok.decode([nxt]).lstrip() or "x"}
-    if tok.decode([nxt]).startswith(" "):  # delimiter " " supplies the space
-        assert core.score_row(m, tok, "language_modeling", good, [], " ", "cpu", 256) in (True, False)
-    bad = {"context": ctx, "continuation": chr(0x2603)}
-    assert core.score_row(m, tok, "language_modeling", bad, [], " ", "cpu", 256) is False
-
-
-def test_evaluate_bundle_real_format(tmp_path):
-    b = write_bundle(tmp_path)
-    res = core.evaluate_bundle(_model(), ByteTokenizer(), b, max_per_task=-1)
-    assert list(res["tasks"]) == ["arc_easy", "winograd", "lambada_openai"]
-    for t in res["tasks"].values():
-        assert 0 <= t["accuracy"] <= 1 and t["rows"] == 12
-        assert t["centered"] == pytest.approx((t["accuracy"] - t["baseline"] / 100) / (1 - t["baseline"] / 100))
-    assert res["core"] == pytest.approx(sum(t["centered"] for t in res["tasks"].values()) / 3)
-
-
-def test_too_few_rows_for_fewshot_is_an_error(tmp_path):
-    from nanochat_cli.errors import NanochatError
-
-    b = write_bundle(tmp_path)
-    with pytest.raises(NanochatError, match="few-shot"):
-        core.evaluate_bundle(_model(), ByteTokenizer(), b, max_per_task=3)
-
-
-def test_missing_bundle_is_preflight(tmp_path):
-    from nanochat_cli.errors import PreflightError
-
+def test_missing_bundle_names_the_fetch_command(tmp_path):
     with pytest.raises(PreflightError) as e:
-        core.load_bundle(tmp_path / "none")
+        core.load_bundle(tmp_path / "eval_bundle")
     assert "nanochat data fetch eval" in e.value.one_line()
 
 
-def test_mini_suite_writes_a_core_format_bundle(tmp_path):
-    from nanochat_cli.eval.mini_suite import write_mini_bundle
-
-    b = write_mini_bundle(tmp_path / "mini")
-    tasks, baselines = core.load_bundle(b)
-    assert {t["icl_task_type"] for t in tasks} == set(core.TYPES)
-    for t in tasks:
-        rows = core.load_rows(b, t)
-        assert len(rows) > t["num_fewshot"][0] and t["label"] in baselines
+def test_bundle_specs_and_baselines(tmp_path):
+    specs = core.load_bundle(make_bundle(tmp_path))
+    assert [(s.label, s.task_type, s.num_fewshot, s.delimiter, s.baseline) for s in specs] == [
+        ("arc_easy", "multiple_choice", 3, "\nAnswer: ", 0.25), ("winograd", "schema", 0, " ", 0.5),
+        ("lambada_openai", "language_modeling", 2, " ", 0.0)]
 
 
-def test_cli_eval_core_records_in_run(run_cli, home, tmp_path):
-    save_tiny_checkpoint(home, "base")
-    write_bundle(home)
-    r = run_cli("eval", "core", "-c", str(write_config(tmp_path)), "--depth", "2", "--json")
-    assert r.returncode == 0, r.stderr
-    res = json.loads(r.stdout)
-    assert res["suite"] == "core" and set(res["tasks"]) == {"arc_easy", "winograd", "lambada_openai"}
-    manifest = json.loads((home / "runs" / "test-run" / "manifest.json").read_text())
-    assert manifest["evals"]["core/base"]["core"] == pytest.approx(res["core"])
-    lines = [json.loads(l) for l in (home / "runs" / "test-run" / "metrics.jsonl").read_text().splitlines()]
-    assert any(l.get("kind") == "core" and l["phase"] == "eval" for l in lines)
+def test_prompts_match_nanochat_templates():
+    mc = core.TaskSpec("t", "u", "multiple_choice", 1, "\nAnswer: ", 0.25)
+    shot = {"query": "Q0", "choices": ["a", "b"], "gold": 1}
+    assert core.render_prompts(mc, {"query": "Q1", "choices": ["c", "d"], "gold": 0}, [shot]) == [
+        "Q0\nAnswer: b\n\nQ1\nAnswer: c", "Q0\nAnswer: b\n\nQ1\nAnswer: d"]
+    sc = core.TaskSpec("t", "u", "schema", 1, " ", 0.5)
+    shot = {"context_options": ["x1", "x2"], "continuation": "end", "gold": 0}
+    assert core.render_prompts(sc, {"context_options": ["A", "B"], "continuation": "c.", "gold": 1}, [shot]) == [
+        "x1 end\n\nA c.", "x1 end\n\nB c."]
+    lm = core.TaskSpec("t", "u", "language_modeling", 1, "\nAnswer: ", 0.0)
+    shot = {"context": " ctx0 ", "continuation": "ans0"}
+    assert core.render_prompts(lm, {"context": "ctx1 ", "continuation": "ans1"}, [shot]) == [
+        "ctx0\nAnswer: ans0\n\nctx1\nAnswer:", "ctx0\nAnswer: ans0\n\nctx1\nAnswer: ans1"]
 
 
-def test_cli_eval_core_mini_suite_and_missing_checkpoint(run_cli, home, tmp_path):
-    cfg = str(write_config(tmp_path))
-    r = run_cli("eval", "core", "-c", cfg, "--depth", "2")
-    assert r.returncode == 2 and "nanochat train base" in r.stderr and "Traceback" not in r.stderr
-    save_tiny_checkpoint(home, "base")
-    r = run_cli("eval", "core", "-c", cfg, "--depth", "2", "--suite", "mini", "--max-per-task", "5", "--json")
-    assert r.returncode == 0, r.stderr
-    res = json.loads(r.stdout)
-    assert res["suite"] == "mini-suite" and "core" not in res and "mini_suite" in res
+def test_fewshot_draw_is_nanochats_and_excludes_the_item():
+    rows = [{"i": i} for i in range(20)]
+    shots = core.fewshot_rows(rows, 5, 3)
+    import random
+    expect = random.Random(1234 + 5).sample([j for j in range(20) if j != 5], 3)
+    assert [s["i"] for s in shots] == expect and 5 not in expect
 
 
-@pytest.mark.dist
-def test_core_ddp_two_ranks_equals_one(run_cli, home, tmp_path):
-    """torchrun (gloo, 2 processes) splits the rows and all_reduces: same accuracies as one process."""
-    import subprocess
-    import sys
+def test_token_spans():
+    from nanochat_cli.tokenizer.byte_level import ByteTokenizer
 
-    from tests.conftest import cli_env, in_netns
+    tok = ByteTokenizer()
+    mc = core.TaskSpec("t", "u", "multiple_choice", 0, " ", 0)
+    ids, spans = core.tokenize_example(mc, ["Q abc", "Q ab"], tok)
+    assert ids[0][0] == tok.bos_id and spans == [(5, 6), (5, 5)]  # bos + "Q ab" common; "c" scored in the first
+    sc = core.TaskSpec("t", "u", "schema", 0, " ", 0)
+    ids, spans = core.tokenize_example(sc, ["one x.", "two x."], tok)
+    assert spans == [(len(ids[0]) - 3, len(ids[0])), (len(ids[1]) - 3, len(ids[1]))]
+    lm = core.TaskSpec("t", "u", "language_modeling", 0, " ", 0)
+    ids, spans = core.tokenize_example(lm, ["ctx", "ctx 42"], tok)
+    assert len(ids) == 1 and spans == [(4, 7)]
 
-    save_tiny_checkpoint(home, "base")
-    write_bundle(home)
-    cfg = str(write_config(tmp_path))
-    one = json.loads(run_cli("eval", "core", "-c", cfg, "--depth", "2", "--json").stdout)
-    cmd = in_netns([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                    "-m", "nanochat_cli", "eval", "core", "-c", cfg, "--depth", "2", "--json"])
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                       env=cli_env({"NANOCHAT_HOME": str(home), "OMP_NUM_THREADS": "1"}))
-    assert r.returncode == 0, r.stderr[-2000:]
-    two = json.loads(r.stdout)  # one JSON document: only rank 0 prints
-    assert {k: v["accuracy"] for k, v in two["tasks"].items()} == {k: v["accuracy"] for k, v in one["tasks"].items()}
-    assert two["core"] == pytest.approx(one["core"])
+
+class Prefers(torch.nn.Module):
+    """A fake model: the logit of token `favourite` is high everywhere, or (copy=True) the next token is
+    predicted to equal the current one."""
+
+    def __init__(self, vocab, favourite=None, copy=False):
+        super().__init__()
+        self.vocab, self.favourite, self.copy = vocab, favourite, copy
+
+    def forward(self, idx):
+        B, T = idx.shape
+        logits = torch.zeros(B, T, self.vocab)
+        if self.copy:
+            logits.scatter_(2, idx.unsqueeze(-1), 10.0)
+        else:
+            logits[..., self.favourite] = 10.0
+        return logits
+
+
+def test_scoring_rules():
+    from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+
+    tok = ByteTokenizer()
+    mc = core.TaskSpec("t", "u", "multiple_choice", 0, " ", 0)
+    model = Prefers(tok.vocab_size, favourite=ord("x"))
+    ids, spans = core.tokenize_example(mc, ["Q: ab", "Q: xx", "Q: xa"], tok)
+    assert core.score_example(model, mc, ids, spans, 1, "cpu", None)
+    assert not core.score_example(model, mc, ids, spans, 2, "cpu", None)
+    # schema: same continuation; the copy model likes the context whose last byte starts the continuation
+    sc = core.TaskSpec("t", "u", "schema", 0, "", 0)
+    ids, spans = core.tokenize_example(sc, ["ctx b" + "aaa", "ctx a" + "aaa"], tok)
+    assert core.score_example(Prefers(tok.vocab_size, copy=True), sc, ids, spans, 1, "cpu", None)
+    # LM: every continuation token must be the argmax
+    lm = core.TaskSpec("t", "u", "language_modeling", 0, " ", 0)
+    ids, spans = core.tokenize_example(lm, ["zz", "zz xxx"], tok)
+    assert core.score_example(model, lm, ids, spans, None, "cpu", None) is False  # " " is not "x"
+    ids, spans = core.tokenize_example(lm, ["zz ", "zz xxx"], tok)
+    assert core.score_example(model, lm, ids, spans, None, "cpu", None) is True
+    # a prompt longer than the context keeps its end (the continuation) and still scores
+    ids, spans = core.tokenize_example(lm, ["y" * 50 + " ", "y" * 50 + " xxx"], tok)
+    assert core.score_example(model, lm, ids, spans, None, "cpu", 8) is True
+
+
+def test_centered():
+    assert core.centered(0.25, 0.25) == 0 and core.centered(1.0, 0.25) == 1
+    assert core.centered(0.5, 0.62) < 0
+
+
+def test_core_on_fixture_bundle_tiny_gpt(tmp_path, model_tok):
+    model, tok = model_tok
+    bundle = make_bundle(tmp_path, rows=12)
+    lines = []
+    res = core.evaluate_core(model, tok, bundle, "cpu", max_per_task=10, progress=lines.append)
+    assert set(res["tasks"]) == {"arc_easy", "winograd", "lambada_openai"} and len(lines) == 3
+    for r in res["tasks"].values():
+        assert r["rows"] == 10 and 0 <= r["accuracy"] <= 1
+        assert math.isclose(r["centered"], (r["accuracy"] - r["baseline"]) / (1 - r["baseline"]))
+    assert math.isclose(res["core"], sum(r["centered"] for r in res["tasks"].values()) / 3)
+    again = core.evaluate_core(model, tok, bundle, "cpu", max_per_task=10)
+    assert again["tasks"] == res["tasks"]  # deterministic
+    # a perfect "model" for arc gets accuracy 1 where gold is the option of x's
+    rows = core.load_rows(bundle, core.load_bundle(bundle)[0])
+    assert rows == core.load_rows(bundle, core.load_bundle(bundle)[0])
+
+
+def test_strided_shards_add_up(tmp_path, model_tok):
+    model, tok = model_tok
+    bundle = make_bundle(tmp_path, rows=11)
+    spec = core.load_bundle(bundle)[0]
+    rows = core.load_rows(bundle, spec)
+    whole = core.evaluate_task(model, tok, spec, rows, "cpu")
+    a = core.evaluate_task(model, tok, spec, rows, "cpu", rank=0, world_size=2)  # 6 rows
+    b = core.evaluate_task(model, tok, spec, rows, "cpu", rank=1, world_size=2)  # 5 rows
+    assert math.isclose(whole * 11, a * 6 + b * 5, abs_tol=1e-9)
+
+
+def test_too_few_rows_is_a_clear_error(tmp_path, model_tok):
+    model, tok = model_tok
+    bundle = make_bundle(tmp_path, rows=12)
+    with pytest.raises(PreflightError, match="few-shot"):
+        core.evaluate_core(model, tok, bundle, "cpu", max_per_task=3)

@@ -17,7 +17,7 @@ def _fake_run(home):
     m.update_phase("sft", status="done", step=5, train_seconds=3.0, num_iterations=5)
     m.data["evals"] = {"mini/base": {"mini_suite": 0.12, "step": 20, "tasks": {}},
                        "bpb/base": {"bpb": 2.5, "step": 20},
-                       "chat/sft": {"chat_mini_suite": 0.05, "step": 5,
+                       "chat/sft": {"suite": "mini", "score_name": "mini-suite score", "score": 0.05, "step": 5,
                                     "tasks": {"Quiz": {"accuracy": 0.3}, "HumanEval": {"accuracy": 0.0}}}}
     m.save()
     with open(m.run_dir / "metrics.jsonl", "w") as f:
@@ -38,7 +38,7 @@ def test_report_markdown_plots_json(run_cli, home):
     assert d["evals"]["bpb/base"]["bpb"] == 2.5
     md = (run_dir / "report.md").read_text()
     for needle in ("## Environment", "torch", "## Training phases", "mini-suite (not CORE)", "0.1200", "2.5000",
-                   "## Chat evals", "| Quiz | 0.3000 |", "chat mini-suite (not ChatCORE)", "![Training loss](loss.png)",
+                   "## Chat evals", "| Quiz | 0.3000 |", "**mini-suite score** | 0.0500", "![Training loss](loss.png)",
                    "![Validation bits per byte](bpb.png)", "The capital of France", "No tokenizer comparison"):
         assert needle in md, needle
     for png in ("loss.png", "bpb.png"):

@@ -21,6 +21,7 @@ def _env(home):
     return env
 
 
+@pytest.mark.slow
 @pytest.mark.dist
 @needs_model
 def test_two_process_gloo_matches_single_process(tmp_path):

@@ -55,25 +55,33 @@ def train(
 
 @app.command("tokenizer")
 def tokenizer(json: JsonOpt = False) -> None:
-    """Tokenizer training time, encode throughput vs tiktoken, dataloader tokens/s."""
-    raise NotBuiltYet("bench tokenizer", 4)
-
-
-@app.command("generate", epilog="Example: `nanochat bench generate --json` (key `speedup` = cached/uncached tok/s).")
-def generate(json: JsonOpt = False,
-             new_tokens: Annotated[int, typer.Option("--new-tokens", min=1, max=2000, help="Tokens generated per run.")] = 256,
-             threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads (default min(2, cores)).")] = None,
-             ) -> None:
-    """Generation tokens/s with and without the KV cache, time to first token (cpu-tiny and d4 shapes)."""
+    """Tokenizer training time (cpu-tiny corpus and vocab), encode MB/s vs tiktoken gpt2, dataloader tokens/s."""
     from nanochat_cli.cli import output
-    from nanochat_cli.model.gen_bench import bench_generate
+    from nanochat_cli.tokenizer.bench import bench_tokenizer
 
-    res = bench_generate(new_tokens=new_tokens, threads=threads, progress=output.info)
+    result = bench_tokenizer(progress=output.info)
+    if json:
+        output.emit_json(result)
+        return
+    output.table("bench tokenizer", ["figure", "value"], sorted(result.items()))
+
+
+@app.command("generate")
+def generate(json: JsonOpt = False,
+             new_tokens: int = typer.Option(256, "--new-tokens", min=1, max=4096, help="Tokens generated per run."),
+             ) -> None:
+    """Generation tokens/s with and without the KV cache, time to first token."""
+    from nanochat_cli.cli import output
+    from nanochat_cli.model.bench_generate import run_bench
+
+    res = run_bench(new_tokens=new_tokens)
     if json:
         output.emit_json(res)
         return
-    output.table("bench generate", ["model", "cached tok/s", "uncached tok/s", "speedup", "first token ms"],
-                 [(k, v["cached_tok_s"], v["uncached_tok_s"], v["speedup"], v["ttft_ms"]) for k, v in res["models"].items()])
+    for name, m in res["models"].items():
+        output.result(f"{name}: cached {m['cached']['tok_per_s']:.0f} tok/s (first token "
+                      f"{m['cached']['first_token_ms']:.0f} ms), uncached {m['uncached']['tok_per_s']:.0f} tok/s, "
+                      f"speedup {m['speedup']:.1f}x")
 
 
 @app.command("learn")

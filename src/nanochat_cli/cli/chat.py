@@ -1,15 +1,15 @@
-"""`nanochat chat`: talk to a checkpoint (one-shot with -p, else an interactive session)."""
+"""`nanochat chat`: talk to a checkpoint."""
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Optional
 
 import typer
 
 from nanochat_cli.cli.options import ConfigOpt, DepthOpt, ProfileOpt, build_config
 
-HELP_LINE = "Commands: /clear (forget the conversation), /exit (or Ctrl-D). Ctrl-C stops a reply."
+EPILOG = ("Examples: `nanochat chat` (interactive, the SFT model) · `nanochat chat -p \"Why is the sky blue?\"` · "
+          "`nanochat chat -i base -p \"The capital of France is\"` (plain completion).")
 
 
 def chat(ctx: typer.Context,
@@ -18,59 +18,34 @@ def chat(ctx: typer.Context,
          step: Annotated[Optional[int], typer.Option("--step", help="Checkpoint step (default latest).")] = None,
          temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="0 = greedy.")] = None,
          top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Sample from the k most likely.")] = None,
-         max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Longest reply (chat.max_tokens).")] = None,
+         max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Most tokens per reply.")] = None,
          depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None) -> None:
     """Chat with a trained model (interactive, or one-shot with -p)."""
-    from nanochat_cli.chat_session import open_session
-    from nanochat_cli.cli import output
+    cfg = build_config(ctx, profile, config, {"chat.source": source, "chat.step": step,
+                                              "chat.temperature": temperature, "chat.top_k": top_k,
+                                              "chat.max_tokens": max_tokens, "model.depth": depth}).config
+    import os
+    import sys
 
-    cfg = build_config(ctx, profile, config, {"chat.source": source, "chat.step": step, "chat.temperature": temperature,
-                                              "chat.top_k": top_k, "chat.max_tokens": max_tokens,
-                                              "model.depth": depth}).config
-    session = open_session(cfg, cfg.chat.source, cfg.chat.step)
-    if prompt is not None:
-        _stream(session, prompt)
-        return
-    loaded = session.loaded
-    output.info(f"nanochat {loaded.phase} step {loaded.step} ({loaded.path}); "
-                f"{'plain completion' if loaded.phase == 'base' else 'chat'}. {HELP_LINE}")
-    while True:
-        try:
-            sys.stderr.write("\nyou> ")
-            sys.stderr.flush()
-            line = sys.stdin.readline()
-        except KeyboardInterrupt:
-            sys.stderr.write("\n")
-            return
-        if not line:  # Ctrl-D / end of input
-            sys.stderr.write("\n")
-            return
-        text = line.strip()
-        if not text:
-            continue
-        if text in ("/exit", "/quit"):
-            return
-        if text == "/clear":
-            session.clear()
-            output.info("(conversation cleared)")
-            continue
-        if text.startswith("/"):
-            output.info(f"unknown command {text.split()[0]}. {HELP_LINE}")
-            continue
-        sys.stderr.write("model> ")
-        sys.stderr.flush()
-        try:
-            _stream(session, text)
-        except KeyboardInterrupt:
-            sys.stdout.write("\n")
-            if session.messages and session.messages[-1]["role"] == "user":
-                session.messages.pop()  # keep user/assistant alternating
-            output.info("(reply stopped)")
+    import torch
 
+    from nanochat_cli.chat_session import ChatSession, interactive
+    from nanochat_cli.model.engine import GenerationConfig
+    from nanochat_cli.model.inference import load_for_inference
 
-def _stream(session, text: str) -> None:
-    for piece in session.reply(text):
-        sys.stdout.write(piece)
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    loaded = load_for_inference(cfg, cfg.chat.source, cfg.chat.step)
+    gen = GenerationConfig(max_tokens=cfg.chat.max_tokens, temperature=cfg.chat.temperature, top_k=cfg.chat.top_k,
+                           seed=cfg.train.seed)
+    session = ChatSession(loaded, gen)
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
         sys.stdout.flush()
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+
+    if prompt is not None:
+        session.reply(prompt, on_text=write)
+        write("\n")
+        return
+    sys.stderr.write(f"{cfg.chat.source} model: {loaded.path} (step {loaded.step})\n")
+    interactive(session, read=input, write=write)

@@ -1,89 +1,70 @@
-"""Load a trained phase's checkpoint for inference: model (eval mode), tokenizer, metadata.
+"""Load a trained checkpoint for generation or evaluation: model in eval mode + the tokenizer it was
+trained with (fingerprint checked), from `<home>/checkpoints/<phase>/d<depth>/`.
 
-Shared by `chat`, `eval` and `report`. The model is rebuilt from the GPTConfig stored in the checkpoint's
-meta.json, not from the current config, so a chat with `--depth 4` never loads weights into the wrong
-shape. Weights load on CPU then move (one extra copy, ~0.1 s for the cpu-tiny model); compute dtype
-follows train.dtype (auto: bf16 on CUDA). A missing checkpoint is a UsageError (exit 2) naming the
-`nanochat train <phase>` command that makes it. It does not load optimizer state.
+A missing checkpoint is bad input (exit 2) naming the command that produces it; a tokenizer that differs
+from the one the checkpoint was trained with is refused rather than producing gibberish.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nanochat_cli.errors import UsageError
-from nanochat_cli.paths import PHASES, Paths
+from nanochat_cli.paths import Paths
+
+PRODUCER = {"base": "nanochat train base", "mid": "nanochat train mid", "sft": "nanochat train sft"}
 
 
 @dataclass
-class Loaded:
+class LoadedModel:
     model: Any
     tokenizer: Any
     meta: dict
-    path: Path
     step: int
+    path: str
     phase: str
 
 
-def checkpoint_dir_or_fail(cfg, phase: str) -> Path:
-    """The phase's d{depth} folder if it holds a complete checkpoint, else a UsageError naming the fix."""
-    from nanochat_cli.train.checkpoint import latest_valid_step
-
-    if phase not in PHASES:
-        raise UsageError(f"unknown model source {phase!r}", f"use one of: {', '.join(PHASES)}")
-    paths = Paths.of(cfg)
-    directory = paths.checkpoint_dir(phase, cfg.model.depth)
-    if directory.is_dir() and latest_valid_step(directory, quiet=True) is not None:
-        return directory
-    others = sorted(p.name for p in (paths.checkpoints / phase).glob("d*") if p.is_dir()) \
-        if (paths.checkpoints / phase).is_dir() else []
-    hint = f" (found {', '.join(others)}: pass --depth)" if others else ""
-    raise UsageError(f"no {phase} checkpoint for depth {cfg.model.depth} in {directory}{hint}",
-                     f"train it first: `nanochat train {phase}`")
-
-
-def load_tokenizer_for(cfg, meta: dict):
-    kind = (meta.get("tokenizer") or {}).get("kind") or cfg.tokenizer.kind
-    if kind == "byte":
-        from nanochat_cli.tokenizer.byte_level import ByteTokenizer
-
-        return ByteTokenizer()
-    from nanochat_cli.tokenizer import load_tokenizer
-
-    tok = load_tokenizer(cfg)
-    want = (meta.get("tokenizer") or {}).get("fingerprint")
-    have = getattr(tok, "fingerprint", None)
-    if want and have and want != have:
-        raise UsageError("the tokenizer on disk is not the one this checkpoint was trained with",
-                         "restore the run's tokenizer (its sha256 is in the checkpoint's meta.json)")
-    return tok
-
-
-def load_for_inference(cfg, phase: str, step: int | None = None, device=None) -> Loaded:
+def load_for_inference(cfg, phase: str, step: int | None = None, device: str | None = None) -> LoadedModel:
     import torch
 
     from nanochat_cli.model.gpt import GPT, GPTConfig
-    from nanochat_cli.model.precision import resolve_device, resolve_dtype
-    from nanochat_cli.train.checkpoint import load_checkpoint
+    from nanochat_cli.train import checkpoint as ck
 
-    directory = checkpoint_dir_or_fail(cfg, phase)
-    ck = load_checkpoint(directory, step, device="cpu", load_optimizer=False)
-    tokenizer = load_tokenizer_for(cfg, ck.meta)
-    mc = ck.meta.get("model_config")
-    if not mc:
-        raise UsageError(f"{ck.path} has no model_config in meta.json", f"retrain with `nanochat train {phase}`")
-    gcfg = GPTConfig(**mc)
-    device = torch.device(device) if device is not None else resolve_device(cfg)
-    model = GPT(gcfg)
+    if phase not in PRODUCER:
+        raise UsageError(f"unknown model source {phase!r}", "use -i base, mid or sft")
+    directory = Paths.of(cfg).checkpoint_dir(phase, cfg.model.depth)
+    if ck.latest_valid_step(directory, quiet=True) is None:
+        raise UsageError(f"no {phase} checkpoint for depth {cfg.model.depth} under {directory}",
+                         f"run `{PRODUCER[phase]}` (or `nanochat speedrun`) first, or pass --depth/--profile "
+                         "of the model you trained")
+    loaded = ck.load_checkpoint(directory, step, device="cpu", load_optimizer=False)
+    meta = loaded.meta
+    tok_meta = meta.get("tokenizer", {})
+    if tok_meta.get("kind") == "byte":
+        from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+
+        tokenizer = ByteTokenizer()
+    else:
+        from nanochat_cli.tokenizer import load_tokenizer
+
+        tok_cfg = cfg.model_copy(deep=True)
+        tok_cfg.tokenizer.vocab_size = tok_meta.get("vocab_size", cfg.tokenizer.vocab_size)
+        tokenizer = load_tokenizer(tok_cfg)
+        fp = tok_meta.get("fingerprint")
+        if fp and getattr(tokenizer, "fingerprint", None) != fp:
+            raise UsageError(f"the tokenizer in {Paths.of(cfg).tokenizer} is not the one {loaded.path} was trained "
+                             "with", "restore that tokenizer (its sha256 is in the checkpoint's meta.json)")
+    mc = meta.get("model_config") or {}
+    gpt_config = GPTConfig(**mc) if mc else GPTConfig.from_config(cfg, tokenizer.vocab_size)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    with torch.device(device):
+        model = GPT(gpt_config)
     try:
-        model.load_state_dict(ck.model_state, strict=True)
+        model.load_state_dict({k: v.to(device) for k, v in loaded.model_state.items()}, strict=True)
     except RuntimeError as e:
-        raise UsageError(f"the weights in {ck.path} do not fit their own model_config ({str(e).splitlines()[0]})",
-                         f"retrain with `nanochat train {phase}`") from None
-    model.to(device)
-    if device.type == "cuda":
-        model.compute_dtype = resolve_dtype(cfg, device)[0]
+        raise UsageError(f"the weights in {loaded.path} do not fit the model described by its meta.json ({e})".split("\n")[0]) from None
     model.eval()
-    return Loaded(model=model, tokenizer=tokenizer, meta=ck.meta, path=ck.path, step=ck.step, phase=phase)
+    return LoadedModel(model, tokenizer, meta, loaded.step, str(loaded.path), phase)
