@@ -200,5 +200,11 @@ def render_markdown(d: dict) -> str:
     else:
         L.append("Not run (`nanochat eval chat -i sft`).")
     L += ["", "## Samples", ""]
-    L += [f"- `{s}`" for s in d["samples"]] or ["No samples logged."]
+    L += [f"- `{s}`" for s in d["samples"]] or ["No samples logged during training."]
+    for src in ("mid", "sft"):
+        for s in (ev.get(f"chat/{src}") or {}).get("samples", []):
+            if isinstance(s, dict):
+                prompt = " ".join(str(s.get("prompt", "")).split())[:120]
+                reply = " ".join(str(s.get("completion", "")).split())[:200]
+                L.append(f"- {src} chat eval — *{prompt}* → `{reply}`")
     return "\n".join(L) + "\n"

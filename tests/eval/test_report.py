@@ -18,7 +18,8 @@ def _fake_run(home):
     m.data["evals"] = {"mini/base": {"mini_suite": 0.12, "step": 20, "tasks": {}},
                        "bpb/base": {"bpb": 2.5, "step": 20},
                        "chat/sft": {"suite": "mini", "score_name": "mini-suite score", "score": 0.05, "step": 5,
-                                    "tasks": {"Quiz": {"accuracy": 0.3}, "HumanEval": {"accuracy": 0.0}}}}
+                                    "tasks": {"Quiz": {"accuracy": 0.3}, "HumanEval": {"accuracy": 0.0}},
+                                    "samples": [{"prompt": "What is 2+3?", "completion": "5", "correct": 1}]}}
     m.save()
     with open(m.run_dir / "metrics.jsonl", "w") as f:
         for s in range(1, 21):
@@ -39,7 +40,7 @@ def test_report_markdown_plots_json(run_cli, home):
     md = (run_dir / "report.md").read_text()
     for needle in ("## Environment", "torch", "## Training phases", "mini-suite (not CORE)", "0.1200", "2.5000",
                    "## Chat evals", "| Quiz | 0.3000 |", "**mini-suite score** | 0.0500", "![Training loss](loss.png)",
-                   "![Validation bits per byte](bpb.png)", "The capital of France", "No tokenizer comparison"):
+                   "![Validation bits per byte](bpb.png)", "The capital of France", "No tokenizer comparison", "*What is 2+3?* → `5`"):
         assert needle in md, needle
     for png in ("loss.png", "bpb.png"):
         assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -30,6 +30,8 @@ def record_result(cfg, meta: dict, kind: str, result: dict) -> Path:
     summary = {k: _plain(v) for k, v in result.items() if k != "tasks" and not isinstance(v, (dict, list))}
     summary["tasks"] = {name: {k: t[k] for k in ("accuracy", "centered") if k in t}
                         for name, t in (result.get("tasks") or {}).items()}
+    if isinstance(result.get("samples"), list):  # a few generations for the report card, not all
+        summary["samples"] = result["samples"][:3]
     summary["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     manifest.data.setdefault("evals", {})[f"{kind}/{result.get('source')}"] = summary
     manifest.save()
