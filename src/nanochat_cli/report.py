@@ -118,8 +118,15 @@ def build_report(cfg, run_id: str | None = None) -> dict:
                          "final_val_bpb": val[-1] if val else None, "checkpoint": entry.get("checkpoint")}
     samples = [r["samples"] for r in records if "samples" in r][-1:] or [[]]
     evals = manifest.data.get("evals", {})
-    tok_eval_path = paths.tokenizer / "eval.json"
-    tok_eval = json.loads(tok_eval_path.read_text()) if tok_eval_path.is_file() else None
+    # speedrun saves `nanochat tokenizer eval`'s result in the run; a standalone copy may sit by the tokenizer
+    tok_eval = None
+    for p in (run_dir / "tokenizer_eval.json", paths.tokenizer / "eval.json"):
+        if p.is_file():
+            try:
+                tok_eval = json.loads(p.read_text(encoding="utf-8"))
+                break
+            except ValueError:
+                continue
     cost = None
     if profile in NODE_PRICE_PER_HOUR:
         nodes = int(manifest.data.get("nodes") or cfg.dist.nnodes or 1)
@@ -137,6 +144,11 @@ def build_report(cfg, run_id: str | None = None) -> dict:
     atomic_write_text(run_dir / "report.md", render_markdown(data))
     data["report"] = str(run_dir / "report.md")
     return data
+
+
+def write_report(cfg, run_id: str | None = None) -> Path:
+    """What `nanochat speedrun`'s report stage calls: write the report of `run_id`, return its path."""
+    return Path(build_report(cfg, run_id)["report"])
 
 
 def _f(v, fmt="{:.4f}") -> str:
