@@ -1,0 +1,322 @@
+"""The report card of a run: `<home>/runs/<id>/report.md` plus loss/bpb PNG plots beside it.
+
+It only reads what the run already recorded — manifest.json (phases, evals), metrics.jsonl (curves,
+samples), speedrun.json (stage timings), tokenizer_eval.json — and the environment; it loads no model
+and computes no metric, so it takes well under a second (matplotlib Agg ~0.3 s per plot). Sections whose
+source is missing say so instead of disappearing. `build_report` gives the same data as a dict (`--json`).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from nanochat_cli.errors import UsageError
+from nanochat_cli.paths import Paths, atomic_write_bytes, atomic_write_text
+
+PHASE_ORDER = ("base", "mid", "sft")
+GPU_DOLLARS_PER_HOUR = {"a100": 1.8, "h100": 3.0}  # the speedrun's dry-run estimate uses the same prices
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    out = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a crash
+    return out
+
+
+def resolve_run(cfg, run_id: str | None) -> str:
+    """`run_id`, or the most recently updated run; UsageError when there is none."""
+    from nanochat_cli.train.manifest import list_runs
+
+    paths = Paths.of(cfg)
+    if run_id:
+        if not (paths.run_dir(run_id) / "manifest.json").is_file():
+            raise UsageError(f"no run {run_id!r} under {paths.runs}", "see the run ids with `ls " + str(paths.runs) + "`")
+        return run_id
+    runs = list_runs(paths)
+    if not runs:
+        raise UsageError(f"no runs under {paths.runs}", "train something first: `nanochat speedrun`")
+    return runs[-1].run_id
+
+
+def environment() -> dict[str, Any]:
+    import os
+
+    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                           "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            env["gpu"] = f"{torch.cuda.device_count()}× {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        env["nanochat_cli"] = version("nanochat-cli")
+    except Exception:  # not installed (running from a checkout)
+        pass
+    src = Path(__file__).resolve().parent
+    try:
+        r = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                           timeout=5)
+        if r.returncode == 0:
+            env["git_commit"] = r.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain"], capture_output=True, text=True,
+                                   timeout=5)
+            env["git_dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return env
+
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _tokens_seen(phases: dict, run_cfg: dict) -> dict[str, int]:
+    """Optimizer steps × tokens per step, per phase (SFT rows are padded, so its count is an upper bound)."""
+    train = run_cfg.get("train", {})
+    out = {}
+    for phase in PHASE_ORDER:
+        step = (phases.get(phase) or {}).get("step")
+        if not step:
+            continue
+        per_step = (run_cfg.get(phase, {}) or {}).get("total_batch_size") or train.get("total_batch_size")
+        if phase == "sft":
+            per_step = (run_cfg.get("sft", {}).get("examples_per_step") or 0) * run_cfg.get("model", {}).get("seq_len", 0)
+        if per_step:
+            out[phase] = int(step) * int(per_step)
+    return out
+
+
+def _seconds(entry: dict) -> float | None:
+    if entry.get("train_seconds") is not None:
+        return entry["train_seconds"]
+    a, b = entry.get("started"), entry.get("finished")
+    if a and b:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        return time.mktime(time.strptime(b, fmt)) - time.mktime(time.strptime(a, fmt))
+    return None
+
+
+def _gpu_kind(profile: str, run_cfg: dict) -> str | None:
+    if profile.startswith("h100"):
+        return "h100"
+    if profile.startswith("a100") or run_cfg.get("train", {}).get("device") == "cuda":
+        return "a100"
+    return None
+
+
+def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
+    """Everything the report shows, as JSON-able data."""
+    run_id = resolve_run(cfg, run_id)
+    run_dir = Paths.of(cfg).run_dir(run_id)
+    manifest = _read_json(run_dir / "manifest.json") or {}
+    speedrun = _read_json(run_dir / "speedrun.json")
+    run_cfg = _run_config(run_dir)
+    phases = manifest.get("phases", {})
+    timings = {}
+    for phase, entry in phases.items():
+        timings[phase] = {"status": entry.get("status"), "step": entry.get("step"), "seconds": _seconds(entry)}
+    if speedrun:
+        for stage, entry in speedrun.get("stages", {}).items():
+            timings.setdefault(stage, {"status": entry.get("status")})
+            if entry.get("seconds") is not None:
+                timings[stage]["stage_seconds"] = entry["seconds"]
+    total = sum(t.get("stage_seconds", t.get("seconds")) or 0 for t in timings.values())
+    profile = manifest.get("profile") or run_cfg.get("profile") or cfg.profile
+    gpu = _gpu_kind(profile, run_cfg)
+    world = (run_cfg.get("dist", {}).get("nproc", 1) or 1) * (run_cfg.get("dist", {}).get("nnodes", 1) or 1)
+    cost = None
+    if gpu:
+        cost = {"gpu": gpu, "gpus": world, "dollars_per_gpu_hour": GPU_DOLLARS_PER_HOUR[gpu],
+                "dollars": total / 3600 * GPU_DOLLARS_PER_HOUR[gpu] * world}
+    metrics = _metrics(run_dir)
+    samples = [{"phase": r.get("phase"), "step": r.get("step"), "samples": r["samples"]}
+               for r in metrics if r.get("samples")][-3:]
+    evals = manifest.get("evals", {})
+    for key in ("mid_chat", "sft_chat", "base_mini"):
+        for s in (evals.get(key) or {}).get("samples", []) or []:
+            samples.append({"phase": key, "prompt": s.get("prompt"), "completion": s.get("completion"),
+                            "correct": s.get("correct")})
+    return {"run_id": run_id, "run_dir": str(run_dir), "profile": profile, "depth": manifest.get("depth"),
+            "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "environment": environment(),
+            "tokenizer": _read_json(run_dir / "tokenizer_eval.json"), "phases": timings,
+            "total_seconds": total, "tokens_seen": _tokens_seen(phases, run_cfg), "cost": cost, "evals": evals,
+            "samples": samples, "curves": _curves(metrics)}
+
+
+def _curves(metrics: list[dict]) -> dict[str, dict[str, list]]:
+    """{"loss"|"val_bpb": {phase: [[step, value], ...]}} from the training phases' records."""
+    out: dict[str, dict[str, list]] = {"loss": {}, "val_bpb": {}}
+    for r in metrics:
+        phase = r.get("phase")
+        if phase not in PHASE_ORDER:
+            continue
+        for key in out:
+            v = r.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[key].setdefault(phase, []).append([r.get("step"), v])
+    return out
+
+
+def plot_curves(curves: dict, run_dir: Path) -> dict[str, str]:
+    """Write loss.png and bpb.png (matplotlib, Agg backend) for curves with data; returns file names."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = {}
+    for key, fname, ylabel in (("loss", "loss.png", "train loss"), ("val_bpb", "bpb.png", "validation bits per byte")):
+        series = curves.get(key) or {}
+        if not any(series.values()):
+            continue
+        fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+        offset = 0
+        for phase in PHASE_ORDER:  # phases one after another on one step axis
+            pts = series.get(phase)
+            if not pts:
+                continue
+            xs = [offset + p[0] for p in pts]
+            ax.plot(xs, [p[1] for p in pts], marker="o" if len(pts) < 20 else None, label=phase)
+            offset = max(xs)
+        ax.set_xlabel("step (phases in sequence)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        atomic_write_bytes(run_dir / fname, buf.getvalue())
+        written[key] = fname
+    return written
+
+
+def _f(v, digits: int = 4) -> str:
+    return "—" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _one_line(text, n: int) -> str:
+    return str(text).replace("`", "'").replace("\n", " ⏎ ")[:n]
+
+
+def _hms(s: float | None) -> str:
+    if s is None:
+        return "—"
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.2f} h"
+
+
+def render_markdown(data: dict, plots: dict[str, str]) -> str:
+    L: list[str] = [f"# nanochat report card: {data['run_id']}", "",
+                    f"Profile `{data['profile']}`, depth {data['depth']}; generated {data['generated']}.", ""]
+    L += ["## Environment", ""] + [f"- {k}: {v}" for k, v in data["environment"].items()] + [""]
+
+    L += ["## Tokenizer", ""]
+    tok = data.get("tokenizer")
+    if not tok:
+        L += ["No tokenizer evaluation recorded (`tokenizer_eval.json`; the speedrun's tokenizer stage writes it).", ""]
+    else:
+        L += ["```json", json.dumps(tok, indent=2, sort_keys=True)[:6000], "```", ""]
+
+    L += ["## Timings and tokens", "", "| phase | status | step | seconds | tokens seen |", "|---|---|---|---|---|"]
+    for phase, t in data["phases"].items():
+        L.append(f"| {phase} | {t.get('status') or '—'} | {_f(t.get('step'))} | "
+                 f"{_hms(t.get('stage_seconds', t.get('seconds')))} | {data['tokens_seen'].get(phase, '—')} |")
+    L += ["", f"Total wall time: {_hms(data['total_seconds'])}."]
+    cost = data.get("cost")
+    if cost:
+        L.append(f"Estimated cost: ${cost['dollars']:,.2f} ({cost['gpus']}× {cost['gpu'].upper()} at "
+                 f"${cost['dollars_per_gpu_hour']:.2f}/GPU-hour).")
+    L.append("")
+
+    ev = data.get("evals") or {}
+    L += ["## Base model", ""]
+    if "base_bpb" in ev:
+        L.append(f"- validation bits per byte: {_f(ev['base_bpb']['bpb'])} (step {ev['base_bpb'].get('step')})")
+    core = ev.get("base_core")
+    if core:
+        L += [f"- **CORE: {_f(core['core'])}** (GPT-2 124M: 0.1139; {core.get('max_per_task')} rows per task max)", "",
+              "| task | type | shots | rows | accuracy | centered |", "|---|---|---|---|---|---|"]
+        L += [f"| {k} | {r['type']} | {r['shots']} | {r['rows']} | {_f(r['accuracy'])} | {_f(r['centered'])} |"
+              for k, r in core["tasks"].items()]
+    elif ev.get("base_mini"):
+        m = ev["base_mini"]
+        L.append(f"- mini-suite score (not CORE): {_f(m['score'])}; {m.get('note', '')}")
+    if not ev:
+        L.append("No evaluations recorded yet: run the speedrun's eval stage or `nanochat eval ...`.")
+    L.append("")
+
+    chats = {p: ev.get(f"{p}_chat") for p in ("mid", "sft")}
+    L += ["## Chat evals (mid and SFT)", ""]
+    ran = {p: c for p, c in chats.items() if c and "tasks" in c}
+    if ran:
+        names = list(dict.fromkeys(n for c in ran.values() for n in c["tasks"]))
+        L += ["| task | " + " | ".join(ran) + " |", "|---|" + "---|" * len(ran)]
+        for n in names:
+            L.append(f"| {n} | " + " | ".join(_f(c["tasks"].get(n, {}).get("accuracy")) for c in ran.values()) + " |")
+        score_name = next(iter(ran.values()))["score_name"]
+        L.append(f"| **{score_name}** | " + " | ".join(_f(c.get("score")) for c in ran.values()) + " |")
+    for p, c in chats.items():
+        if c and "skipped" in c:
+            L.append(f"- {p}: skipped ({c['skipped']})")
+    if not chats or not any(chats.values()):
+        L.append("No chat evals recorded.")
+    L.append("")
+
+    if plots:
+        L += ["## Curves", ""]
+        L += [f"![{k}]({fname})" for k, fname in plots.items()] + [""]
+
+    L += ["## Sample generations", ""]
+    if not data["samples"]:
+        L.append("None recorded (train.sample_every = 0 and no chat evals).")
+    for s in data["samples"]:
+        if "samples" in s:
+            L.append(f"- {s['phase']} step {s['step']}:")
+            L += [f"  - `{_one_line(x, 200)}`" for x in s["samples"]]
+        else:
+            mark = "✓" if s.get("correct") else "✗"
+            L.append(f"- {s['phase']} {mark} **{_one_line(s.get('prompt'), 120)}** → `{_one_line(s.get('completion'), 200)}`")
+    return "\n".join(L) + "\n"
+
+
+def write_report(cfg, run_id: str | None = None) -> Path:
+    """Write `<run>/report.md` (+ loss.png, bpb.png); returns the markdown's path."""
+    data = build_report(cfg, run_id)
+    run_dir = Path(data["run_dir"])
+    plots = plot_curves(data["curves"], run_dir)
+    path = run_dir / "report.md"
+    atomic_write_text(path, render_markdown(data, plots))
+    return path
