@@ -205,6 +205,14 @@ class EvalConfig(Section):
     """Problems per chat task (-1 = all)."""
     chat_batch_size: int = Field(8, ge=1)
     """Batch size for categorical chat evals."""
+    chat_max_tokens: int = Field(512, ge=1)
+    """Most tokens generated per answer in generative chat evals (nanochat: 512)."""
+    chat_suite: Literal["auto", "chatcore", "mini"] = "auto"
+    """Chat eval tasks: `chatcore` = nanochat's six (needs `nanochat data fetch eval`), `mini` = the offline
+    mini-suite (quiz, arithmetic, spelling, HumanEval; not comparable with ChatCORE), `auto` = chatcore when
+    sft.mixture is hub, else mini."""
+    speedrun_max_problems: int = Field(-1, ge=-1)
+    """Problems per chat task in the speedrun's eval stage (-1 = chat_max_problems)."""
 
 
 class ChatConfig(Section):

@@ -6,31 +6,89 @@ from typing import Annotated, Optional
 
 import typer
 
-from nanochat_cli.cli.options import ConfigOpt, JsonOpt, ProfileOpt, build_config
-from nanochat_cli.errors import NotBuiltYet
+from nanochat_cli.cli import output
+from nanochat_cli.cli.options import ConfigOpt, DepthOpt, JsonOpt, ProfileOpt, build_config
 
 app = typer.Typer(help="Evaluate a checkpoint: CORE, bits per byte, chat tasks.", no_args_is_help=True)
 
-
-@app.command("core")
-def core(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
-    """The DCLM CORE metric of the base model."""
-    build_config(ctx, profile, config)
-    raise NotBuiltYet("eval core", 7)
+StepOpt = Annotated[Optional[int], typer.Option("--step", help="Checkpoint step (default: the latest).")]
 
 
-@app.command("bpb")
-def bpb(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+def _threads(cfg) -> None:
+    import os
+
+    import torch
+
+    torch.set_num_threads(cfg.train.threads or max(1, len(os.sched_getaffinity(0))))
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.4f}"
+
+
+@app.command("core", epilog="Examples: `nanochat eval core` · `nanochat eval core --max-per-task 500 --json`")
+def core(ctx: typer.Context,
+         source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid or sft")] = None,
+         max_per_task: Annotated[Optional[int], typer.Option(
+             "--max-per-task", help="Rows per task, -1 = all (eval.core_max_per_task).")] = None,
+         step: StepOpt = None, depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+         json: JsonOpt = False) -> None:
+    """The DCLM CORE metric (22 tasks of the eval bundle) of the base model."""
+    cfg = build_config(ctx, profile, config, {"eval.core_max_per_task": max_per_task, "model.depth": depth}).config
+    _threads(cfg)
+    from nanochat_cli.eval.core import run_core
+
+    res = run_core(cfg, source or "base", step, progress=None if json else output.info)
+    if json:
+        return output.emit_json(res)
+    rows = [(k, r["type"], r["shots"], r["rows"], _fmt(r["accuracy"]), _fmt(r["centered"]))
+            for k, r in res["tasks"].items()]
+    output.table(f"CORE of {res['source']} step {res['step']}", ["task", "type", "shots", "rows", "accuracy",
+                                                                 "centered"], rows)
+    output.result(f"CORE {res['core']:.4f}  ({res['seconds']:.1f} s)")
+
+
+@app.command("bpb", epilog="Example: `nanochat eval bpb -i base`")
+def bpb(ctx: typer.Context,
+        source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid or sft")] = None,
+        step: StepOpt = None, depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+        json: JsonOpt = False) -> None:
     """Bits per byte on the validation shard."""
-    build_config(ctx, profile, config)
-    raise NotBuiltYet("eval bpb", 7)
+    cfg = build_config(ctx, profile, config, {"model.depth": depth}).config
+    _threads(cfg)
+    from nanochat_cli.eval.bpb import run_bpb
+
+    res = run_bpb(cfg, source or "base", step)
+    if json:
+        return output.emit_json(res)
+    output.result(f"{res['source']} step {res['step']}: val bpb {res['bpb']:.4f} "
+                  f"({res['tokens']:,} tokens, {res['seconds']:.1f} s)")
 
 
-@app.command("chat")
+@app.command("chat", epilog="Examples: `nanochat eval chat -i sft` · `nanochat eval chat -i mid -a GSM8K` · "
+                            "`nanochat eval chat -a quiz --max-problems 50` (mini-suite)")
 def chat(ctx: typer.Context,
-         source: Annotated[Optional[str], typer.Option("-i", "--source", help="mid or sft")] = None,
-         task: Annotated[Optional[str], typer.Option("-a", "--task", help="One task (default: all).")] = None,
-         profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
-    """Chat evals (ARC, MMLU, GSM8K, HumanEval, SpellingBee) and ChatCORE."""
-    build_config(ctx, profile, config, {"chat.source": source})
-    raise NotBuiltYet("eval chat", 7)
+         source: Annotated[Optional[str], typer.Option("-i", "--source", help="mid or sft (chat.source)")] = None,
+         task: Annotated[Optional[str], typer.Option(
+             "-a", "--task", help="One task (default: the whole suite): ARC-Easy, ARC-Challenge, MMLU, GSM8K, "
+                                  "HumanEval, SpellingBee; mini-suite: quiz, arithmetic, spellingbee, humaneval.")] = None,
+         max_problems: Annotated[Optional[int], typer.Option(
+             "--max-problems", help="Problems per task, -1 = all (eval.chat_max_problems).")] = None,
+         suite: Annotated[Optional[str], typer.Option(
+             "--suite", help="auto, chatcore or mini (eval.chat_suite).")] = None,
+         step: StepOpt = None, depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+         json: JsonOpt = False) -> None:
+    """Chat evals (ARC, MMLU, GSM8K, HumanEval, SpellingBee) and ChatCORE, or the offline mini-suite."""
+    cfg = build_config(ctx, profile, config, {"chat.source": source, "eval.chat_max_problems": max_problems,
+                                              "eval.chat_suite": suite, "model.depth": depth}).config
+    _threads(cfg)
+    from nanochat_cli.eval.chat_eval import run_chat_eval
+
+    res = run_chat_eval(cfg, cfg.chat.source, task, step, progress=None if json else output.info)
+    if json:
+        return output.emit_json(res)
+    rows = [(k, r["type"], r["problems"], _fmt(r["accuracy"]), _fmt(r["centered"])) for k, r in res["tasks"].items()]
+    output.table(f"{res['suite']} of {res['source']} step {res['step']}",
+                 ["task", "type", "problems", "accuracy", "centered"], rows)
+    if res["score"] is not None:
+        output.result(f"{res['score_name']} {res['score']:.4f}  ({res['seconds']:.1f} s)")

@@ -75,3 +75,41 @@ def evaluate_bpb(model, batches, token_bytes, device, autocast=None) -> float:
     if nbytes.item() == 0:
         return float("nan")
     return nats.item() / (math.log(2) * nbytes.item())
+
+
+def validation_batches(cfg, tokenizer, rank: int = 0, world_size: int = 1, tokens: int | None = None):
+    """Batches of the validation shard (the last shard), `eval.bpb_tokens` tokens over all ranks."""
+    from nanochat_cli.data.loader import TokenLoader
+    from nanochat_cli.data.shards import list_shards
+
+    _, val_file = list_shards(cfg)
+    B, T = cfg.train.device_batch_size, cfg.model.seq_len
+    steps = max(1, (tokens or cfg.eval.bpb_tokens) // (B * T * world_size))
+    loader = TokenLoader([val_file], tokenizer, B, T, rank=rank, world_size=world_size)
+    try:
+        for _, batch in zip(range(steps), loader):
+            yield batch
+    finally:
+        loader.close()
+
+
+def run_bpb(cfg, source: str = "base", step: int | None = None) -> dict:
+    """`nanochat eval bpb`: bits per byte of a checkpoint on the validation shard."""
+    import time
+
+    import torch
+
+    from nanochat_cli.eval.core import _device
+    from nanochat_cli.model.inference import load_for_inference
+    from nanochat_cli.train import dist
+
+    info = dist.dist_info()
+    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank))
+    device = next(loaded.model.parameters()).device
+    dist.init(cfg.dist.backend, device.type)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    t0 = time.time()
+    bpb = evaluate_bpb(loaded.model, validation_batches(cfg, loaded.tokenizer, info.rank, info.world_size),
+                       token_byte_lengths(loaded.tokenizer), device, autocast)
+    return {"metric": "bpb", "bpb": bpb, "source": source, "step": loaded.step, "checkpoint": loaded.path,
+            "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0}

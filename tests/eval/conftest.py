@@ -1,0 +1,51 @@
+"""Tiny random models with a ByteTokenizer, and checkpoints of them saved the way training saves them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def tiny_model(seq_len: int = 512, seed: int = 0):
+    import torch
+
+    from nanochat_cli.model.gpt import GPT, GPTConfig
+    from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+
+    torch.manual_seed(seed)
+    tok = ByteTokenizer()
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2, seq_len=seq_len))
+    model.init_weights()
+    model.eval()
+    return model, tok
+
+
+def save_tiny_checkpoint(home: Path, phase: str, depth: int = 4, step: int = 10, seq_len: int = 256) -> Path:
+    """A checkpoint of a tiny model under <home>/checkpoints/<phase>/d<depth>, loadable by load_for_inference."""
+    from dataclasses import asdict
+
+    from nanochat_cli.paths import Paths
+    from nanochat_cli.train.checkpoint import save_checkpoint
+
+    model, tok = tiny_model(seq_len)
+    meta = {"phase": phase, "run_id": "test", "model_config": asdict(model.config),
+            "tokenizer": {"kind": "byte", "vocab_size": tok.vocab_size, "fingerprint": None},
+            "num_iterations": step, "metrics": {}, "loader": {}, "rng": {}}
+    return save_checkpoint(Paths(home).checkpoint_dir(phase, depth), step, model.state_dict(), [], meta)
+
+
+@pytest.fixture
+def model_tok():
+    return tiny_model()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: one thread is ~10× faster than two fighting ones."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
