@@ -1,222 +1,322 @@
-"""The report card of a run: `<home>/runs/<id>/report.md` plus loss/bpb plots, like nanochat's report.
+"""The report card of a run: `<home>/runs/<id>/report.md` plus loss/bpb PNG plots beside it.
 
-Everything comes from files the run already wrote (manifest.json, metrics.jsonl, config.toml, checkpoint
-meta) plus the environment; nothing is re-evaluated, so a report takes ~1 s (the plots with matplotlib's
-Agg backend are most of it). Sections: environment, tokenizer comparison (when `<home>/tokenizer/eval.json`
-exists), base eval (CORE or mini-suite, bpb), mid/SFT chat evals in one table, per-phase timings and tokens
-seen, estimated cost on GPU profiles (8 GPUs × hours × an hourly price), sample generations. Missing parts
-say "not run" instead of disappearing. It does not upload anything or compare runs.
+It only reads what the run already recorded — manifest.json (phases, evals), metrics.jsonl (curves,
+samples), speedrun.json (stage timings), tokenizer_eval.json — and the environment; it loads no model
+and computes no metric, so it takes well under a second (matplotlib Agg ~0.3 s per plot). Sections whose
+source is missing say so instead of disappearing. `build_report` gives the same data as a dict (`--json`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from nanochat_cli.errors import UsageError
-from nanochat_cli.paths import PHASES, Paths, atomic_write_bytes, atomic_write_text
+from nanochat_cli.paths import Paths, atomic_write_bytes, atomic_write_text
 
-# Rough on-demand prices per node-hour (8 GPUs), for an order of magnitude only (nanochat: $24/h 8×H100).
-NODE_PRICE_PER_HOUR = {"h100x8": 24.0, "a100x8": 14.0}
+PHASE_ORDER = ("base", "mid", "sft")
+GPU_DOLLARS_PER_HOUR = {"a100": 1.8, "h100": 3.0}  # the speedrun's dry-run estimate uses the same prices
 
 
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
+def _read_json(path: Path) -> Any:
     try:
-        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        return r.stdout.strip() or None if r.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
 
 
-def environment() -> dict:
-    import torch
+def _metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    out = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a crash
+    return out
 
-    from nanochat_cli import __version__
 
-    env = {"nanochat_cli": __version__, "git_commit": _git_commit(), "python": platform.python_version(),
-           "torch": torch.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count(),
-           "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-           if torch.cuda.is_available() else []}
+def resolve_run(cfg, run_id: str | None) -> str:
+    """`run_id`, or the most recently updated run; UsageError when there is none."""
+    from nanochat_cli.train.manifest import list_runs
+
+    paths = Paths.of(cfg)
+    if run_id:
+        if not (paths.run_dir(run_id) / "manifest.json").is_file():
+            raise UsageError(f"no run {run_id!r} under {paths.runs}", "see the run ids with `ls " + str(paths.runs) + "`")
+        return run_id
+    runs = list_runs(paths)
+    if not runs:
+        raise UsageError(f"no runs under {paths.runs}", "train something first: `nanochat speedrun`")
+    return runs[-1].run_id
+
+
+def environment() -> dict[str, Any]:
+    import os
+
+    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                           "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            env["gpu"] = f"{torch.cuda.device_count()}× {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        env["nanochat_cli"] = version("nanochat-cli")
+    except Exception:  # not installed (running from a checkout)
+        pass
+    src = Path(__file__).resolve().parent
+    try:
+        r = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                           timeout=5)
+        if r.returncode == 0:
+            env["git_commit"] = r.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain"], capture_output=True, text=True,
+                                   timeout=5)
+            env["git_dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
     return env
 
 
-def pick_run(paths: Paths, run_id: str | None):
-    from nanochat_cli.train.manifest import Manifest, list_runs
-
-    if run_id:
-        if not (paths.run_dir(run_id) / "manifest.json").is_file():
-            raise UsageError(f"no run {run_id!r} in {paths.runs}", "list runs with `ls " + str(paths.runs) + "`")
-        return Manifest.load(paths.run_dir(run_id))
-    runs = list_runs(paths)
-    if not runs:
-        raise UsageError(f"no runs in {paths.runs}", "train something first: `nanochat speedrun` or `nanochat train base`")
-    return runs[-1]
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
-def _read_metrics(path: Path) -> list[dict]:
-    from nanochat_cli.track import read_metrics
+def _tokens_seen(phases: dict, run_cfg: dict) -> dict[str, int]:
+    """Optimizer steps × tokens per step, per phase (SFT rows are padded, so its count is an upper bound)."""
+    train = run_cfg.get("train", {})
+    out = {}
+    for phase in PHASE_ORDER:
+        step = (phases.get(phase) or {}).get("step")
+        if not step:
+            continue
+        per_step = (run_cfg.get(phase, {}) or {}).get("total_batch_size") or train.get("total_batch_size")
+        if phase == "sft":
+            per_step = (run_cfg.get("sft", {}).get("examples_per_step") or 0) * run_cfg.get("model", {}).get("seq_len", 0)
+        if per_step:
+            out[phase] = int(step) * int(per_step)
+    return out
 
-    return read_metrics(path) if path.is_file() else []
+
+def _seconds(entry: dict) -> float | None:
+    if entry.get("train_seconds") is not None:
+        return entry["train_seconds"]
+    a, b = entry.get("started"), entry.get("finished")
+    if a and b:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        return time.mktime(time.strptime(b, fmt)) - time.mktime(time.strptime(a, fmt))
+    return None
 
 
-def _plot(records: list[dict], key: str, title: str, out: Path) -> bool:
-    series = {}
-    for r in records:
-        if key in r and isinstance(r[key], (int, float)) and r.get("phase") in PHASES:
-            series.setdefault(r["phase"], []).append((r["step"], r[key]))
-    if not series:
-        return False
+def _gpu_kind(profile: str, run_cfg: dict) -> str | None:
+    if profile.startswith("h100"):
+        return "h100"
+    if profile.startswith("a100") or run_cfg.get("train", {}).get("device") == "cuda":
+        return "a100"
+    return None
+
+
+def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
+    """Everything the report shows, as JSON-able data."""
+    run_id = resolve_run(cfg, run_id)
+    run_dir = Paths.of(cfg).run_dir(run_id)
+    manifest = _read_json(run_dir / "manifest.json") or {}
+    speedrun = _read_json(run_dir / "speedrun.json")
+    run_cfg = _run_config(run_dir)
+    phases = manifest.get("phases", {})
+    timings = {}
+    for phase, entry in phases.items():
+        timings[phase] = {"status": entry.get("status"), "step": entry.get("step"), "seconds": _seconds(entry)}
+    if speedrun:
+        for stage, entry in speedrun.get("stages", {}).items():
+            timings.setdefault(stage, {"status": entry.get("status")})
+            if entry.get("seconds") is not None:
+                timings[stage]["stage_seconds"] = entry["seconds"]
+    total = sum(t.get("stage_seconds", t.get("seconds")) or 0 for t in timings.values())
+    profile = manifest.get("profile") or run_cfg.get("profile") or cfg.profile
+    gpu = _gpu_kind(profile, run_cfg)
+    world = (run_cfg.get("dist", {}).get("nproc", 1) or 1) * (run_cfg.get("dist", {}).get("nnodes", 1) or 1)
+    cost = None
+    if gpu:
+        cost = {"gpu": gpu, "gpus": world, "dollars_per_gpu_hour": GPU_DOLLARS_PER_HOUR[gpu],
+                "dollars": total / 3600 * GPU_DOLLARS_PER_HOUR[gpu] * world}
+    metrics = _metrics(run_dir)
+    samples = [{"phase": r.get("phase"), "step": r.get("step"), "samples": r["samples"]}
+               for r in metrics if r.get("samples")][-3:]
+    evals = manifest.get("evals", {})
+    for key in ("mid_chat", "sft_chat", "base_mini"):
+        for s in (evals.get(key) or {}).get("samples", []) or []:
+            samples.append({"phase": key, "prompt": s.get("prompt"), "completion": s.get("completion"),
+                            "correct": s.get("correct")})
+    return {"run_id": run_id, "run_dir": str(run_dir), "profile": profile, "depth": manifest.get("depth"),
+            "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "environment": environment(),
+            "tokenizer": _read_json(run_dir / "tokenizer_eval.json"), "phases": timings,
+            "total_seconds": total, "tokens_seen": _tokens_seen(phases, run_cfg), "cost": cost, "evals": evals,
+            "samples": samples, "curves": _curves(metrics)}
+
+
+def _curves(metrics: list[dict]) -> dict[str, dict[str, list]]:
+    """{"loss"|"val_bpb": {phase: [[step, value], ...]}} from the training phases' records."""
+    out: dict[str, dict[str, list]] = {"loss": {}, "val_bpb": {}}
+    for r in metrics:
+        phase = r.get("phase")
+        if phase not in PHASE_ORDER:
+            continue
+        for key in out:
+            v = r.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[key].setdefault(phase, []).append([r.get("step"), v])
+    return out
+
+
+def plot_curves(curves: dict, run_dir: Path) -> dict[str, str]:
+    """Write loss.png and bpb.png (matplotlib, Agg backend) for curves with data; returns file names."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    for phase, pts in series.items():
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=phase)
-    ax.set_xlabel("step")
-    ax.set_ylabel(key)
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(out, buf.getvalue())
-    return True
-
-
-def build_report(cfg, run_id: str | None = None) -> dict:
-    """Collect the data, write report.md and the plots; return the data (what --json prints)."""
-    paths = Paths.of(cfg)
-    manifest = pick_run(paths, run_id)
-    run_dir = manifest.run_dir
-    records = _read_metrics(run_dir / "metrics.jsonl")
-    profile = manifest.data.get("profile") or cfg.profile
-    phases = {}
-    total_seconds = 0.0
-    for phase, entry in manifest.phases.items():
-        steps = entry.get("step") or 0
-        secs = float(entry.get("train_seconds") or 0.0)
-        total_seconds += secs
-        # tok_per_s × dt = the step's batch in tokens, so the sum is exact tokens seen (mid/SFT batches differ)
-        steps_logged = [r for r in records if r.get("phase") == phase and "tok_per_s" in r and "dt_ms" in r]
-        tokens = round(sum(r["tok_per_s"] * r["dt_ms"] / 1000 for r in steps_logged)) if steps_logged else None
-        val = [r["val_bpb"] for r in records if r.get("phase") == phase and isinstance(r.get("val_bpb"), (int, float))]
-        losses = [r["loss"] for r in records if r.get("phase") == phase and isinstance(r.get("loss"), (int, float))]
-        phases[phase] = {"status": entry.get("status"), "step": steps, "num_iterations": entry.get("num_iterations"),
-                         "train_seconds": secs, "tokens_seen": tokens, "final_loss": losses[-1] if losses else None,
-                         "final_val_bpb": val[-1] if val else None, "checkpoint": entry.get("checkpoint")}
-    samples = [r["samples"] for r in records if "samples" in r][-1:] or [[]]
-    evals = manifest.data.get("evals", {})
-    # speedrun saves `nanochat tokenizer eval`'s result in the run; a standalone copy may sit by the tokenizer
-    tok_eval = None
-    for p in (run_dir / "tokenizer_eval.json", paths.tokenizer / "eval.json"):
-        if p.is_file():
-            try:
-                tok_eval = json.loads(p.read_text(encoding="utf-8"))
-                break
-            except ValueError:
+    written = {}
+    for key, fname, ylabel in (("loss", "loss.png", "train loss"), ("val_bpb", "bpb.png", "validation bits per byte")):
+        series = curves.get(key) or {}
+        if not any(series.values()):
+            continue
+        fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+        offset = 0
+        for phase in PHASE_ORDER:  # phases one after another on one step axis
+            pts = series.get(phase)
+            if not pts:
                 continue
-    cost = None
-    if profile in NODE_PRICE_PER_HOUR:
-        nodes = int(manifest.data.get("nodes") or cfg.dist.nnodes or 1)
-        cost = {"price_per_node_hour": NODE_PRICE_PER_HOUR[profile], "nodes": nodes, "hours": total_seconds / 3600,
-                "usd": round(NODE_PRICE_PER_HOUR[profile] * nodes * total_seconds / 3600, 2)}
-    plots = {}
-    if _plot(records, "loss", "training loss", run_dir / "loss.png"):
-        plots["loss"] = "loss.png"
-    if _plot(records, "val_bpb", "validation bits per byte", run_dir / "bpb.png"):
-        plots["bpb"] = "bpb.png"
-    data = {"run_id": manifest.run_id, "run_dir": str(run_dir), "profile": profile, "depth": manifest.data.get("depth"),
-            "created": manifest.data.get("created"), "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "environment": environment(), "tokenizer_eval": tok_eval, "phases": phases, "evals": evals,
-            "total_train_seconds": total_seconds, "cost_estimate": cost, "samples": samples[0], "plots": plots}
-    atomic_write_text(run_dir / "report.md", render_markdown(data))
-    data["report"] = str(run_dir / "report.md")
-    return data
+            xs = [offset + p[0] for p in pts]
+            ax.plot(xs, [p[1] for p in pts], marker="o" if len(pts) < 20 else None, label=phase)
+            offset = max(xs)
+        ax.set_xlabel("step (phases in sequence)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        atomic_write_bytes(run_dir / fname, buf.getvalue())
+        written[key] = fname
+    return written
+
+
+def _f(v, digits: int = 4) -> str:
+    return "—" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _one_line(text, n: int) -> str:
+    return str(text).replace("`", "'").replace("\n", " ⏎ ")[:n]
+
+
+def _hms(s: float | None) -> str:
+    if s is None:
+        return "—"
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.2f} h"
+
+
+def render_markdown(data: dict, plots: dict[str, str]) -> str:
+    L: list[str] = [f"# nanochat report card: {data['run_id']}", "",
+                    f"Profile `{data['profile']}`, depth {data['depth']}; generated {data['generated']}.", ""]
+    L += ["## Environment", ""] + [f"- {k}: {v}" for k, v in data["environment"].items()] + [""]
+
+    L += ["## Tokenizer", ""]
+    tok = data.get("tokenizer")
+    if not tok:
+        L += ["No tokenizer evaluation recorded (`tokenizer_eval.json`; the speedrun's tokenizer stage writes it).", ""]
+    else:
+        L += ["```json", json.dumps(tok, indent=2, sort_keys=True)[:6000], "```", ""]
+
+    L += ["## Timings and tokens", "", "| phase | status | step | seconds | tokens seen |", "|---|---|---|---|---|"]
+    for phase, t in data["phases"].items():
+        L.append(f"| {phase} | {t.get('status') or '—'} | {_f(t.get('step'))} | "
+                 f"{_hms(t.get('stage_seconds', t.get('seconds')))} | {data['tokens_seen'].get(phase, '—')} |")
+    L += ["", f"Total wall time: {_hms(data['total_seconds'])}."]
+    cost = data.get("cost")
+    if cost:
+        L.append(f"Estimated cost: ${cost['dollars']:,.2f} ({cost['gpus']}× {cost['gpu'].upper()} at "
+                 f"${cost['dollars_per_gpu_hour']:.2f}/GPU-hour).")
+    L.append("")
+
+    ev = data.get("evals") or {}
+    L += ["## Base model", ""]
+    if "base_bpb" in ev:
+        L.append(f"- validation bits per byte: {_f(ev['base_bpb']['bpb'])} (step {ev['base_bpb'].get('step')})")
+    core = ev.get("base_core")
+    if core:
+        L += [f"- **CORE: {_f(core['core'])}** (GPT-2 124M: 0.1139; {core.get('max_per_task')} rows per task max)", "",
+              "| task | type | shots | rows | accuracy | centered |", "|---|---|---|---|---|---|"]
+        L += [f"| {k} | {r['type']} | {r['shots']} | {r['rows']} | {_f(r['accuracy'])} | {_f(r['centered'])} |"
+              for k, r in core["tasks"].items()]
+    elif ev.get("base_mini"):
+        m = ev["base_mini"]
+        L.append(f"- mini-suite score (not CORE): {_f(m['score'])}; {m.get('note', '')}")
+    if not ev:
+        L.append("No evaluations recorded yet: run the speedrun's eval stage or `nanochat eval ...`.")
+    L.append("")
+
+    chats = {p: ev.get(f"{p}_chat") for p in ("mid", "sft")}
+    L += ["## Chat evals (mid and SFT)", ""]
+    ran = {p: c for p, c in chats.items() if c and "tasks" in c}
+    if ran:
+        names = list(dict.fromkeys(n for c in ran.values() for n in c["tasks"]))
+        L += ["| task | " + " | ".join(ran) + " |", "|---|" + "---|" * len(ran)]
+        for n in names:
+            L.append(f"| {n} | " + " | ".join(_f(c["tasks"].get(n, {}).get("accuracy")) for c in ran.values()) + " |")
+        score_name = next(iter(ran.values()))["score_name"]
+        L.append(f"| **{score_name}** | " + " | ".join(_f(c.get("score")) for c in ran.values()) + " |")
+    for p, c in chats.items():
+        if c and "skipped" in c:
+            L.append(f"- {p}: skipped ({c['skipped']})")
+    if not chats or not any(chats.values()):
+        L.append("No chat evals recorded.")
+    L.append("")
+
+    if plots:
+        L += ["## Curves", ""]
+        L += [f"![{k}]({fname})" for k, fname in plots.items()] + [""]
+
+    L += ["## Sample generations", ""]
+    if not data["samples"]:
+        L.append("None recorded (train.sample_every = 0 and no chat evals).")
+    for s in data["samples"]:
+        if "samples" in s:
+            L.append(f"- {s['phase']} step {s['step']}:")
+            L += [f"  - `{_one_line(x, 200)}`" for x in s["samples"]]
+        else:
+            mark = "✓" if s.get("correct") else "✗"
+            L.append(f"- {s['phase']} {mark} **{_one_line(s.get('prompt'), 120)}** → `{_one_line(s.get('completion'), 200)}`")
+    return "\n".join(L) + "\n"
 
 
 def write_report(cfg, run_id: str | None = None) -> Path:
-    """What `nanochat speedrun`'s report stage calls: write the report of `run_id`, return its path."""
-    return Path(build_report(cfg, run_id)["report"])
-
-
-def _f(v, fmt="{:.4f}") -> str:
-    return "—" if v is None else (fmt.format(v) if isinstance(v, (int, float)) else str(v))
-
-
-def render_markdown(d: dict) -> str:
-    env = d["environment"]
-    L = [f"# nanochat report card — run `{d['run_id']}`", "",
-         f"Profile `{d['profile']}`, depth {d['depth']}, created {d['created']}, report generated {d['generated']}.", "",
-         "## Environment", "",
-         f"- nanochat-cli {env['nanochat_cli']} (git {env['git_commit'] or 'n/a'}), Python {env['python']}, torch {env['torch']}",
-         f"- {env['platform']}, {env['cpu_count']} CPUs, GPUs: {', '.join(env['gpus']) or 'none'}", ""]
-    L += ["## Tokenizer", ""]
-    te = d["tokenizer_eval"]
-    if te and te.get("texts"):
-        names = te.get("tokenizers", [])
-        L += ["| text | " + " | ".join(f"{n} bytes/token" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
-        for row in te["texts"]:
-            L.append(f"| {row['text']} | " + " | ".join(_f(row['results'][n].get('bytes_per_token'), '{:.2f}')
-                                                          for n in names) + " |")
-    else:
-        L.append("No tokenizer comparison recorded (`nanochat tokenizer eval`).")
-    L += ["", "## Training phases", "", "| phase | status | steps | time (s) | tokens seen | final loss | val bpb |",
-          "|---|---|---|---|---|---|---|"]
-    for p, e in d["phases"].items():
-        L.append(f"| {p} | {e['status']} | {e['step']} | {_f(e['train_seconds'], '{:.1f}')} | "
-                 f"{_f(e['tokens_seen'], '{:,}')} | {_f(e['final_loss'])} | {_f(e['final_val_bpb'])} |")
-    L.append(f"\nTotal training time: {d['total_train_seconds']:.1f} s.")
-    if d["cost_estimate"]:
-        c = d["cost_estimate"]
-        L.append(f"Estimated cost: ${c['usd']:.2f} ({c['nodes']} node(s) × {c['hours']:.2f} h × "
-                 f"${c['price_per_node_hour']:.0f}/node-hour, on-demand order of magnitude).")
-    for key, title in (("loss", "Training loss"), ("bpb", "Validation bits per byte")):
-        if key in d["plots"]:
-            L += ["", f"![{title}]({d['plots'][key]})"]
-    ev = d["evals"]
-    L += ["", "## Base model", ""]
-    base_rows = []
-    for kind, label in (("core", "CORE"), ("mini", "mini-suite (not CORE)")):
-        e = ev.get(f"{kind}/base")
-        if e:
-            score = e.get("core") if kind == "core" else e.get("mini_suite")
-            base_rows.append(f"| {label} | {_f(score)} | step {e.get('step')} |")
-    if ev.get("bpb/base"):
-        base_rows.append(f"| bits per byte (val) | {_f(ev['bpb/base'].get('bpb'))} | step {ev['bpb/base'].get('step')} |")
-    L += (["| metric | value | checkpoint |", "|---|---|---|", *base_rows] if base_rows
-          else ["Not run (`nanochat eval core`, `nanochat eval bpb`)."])
-    L += ["", "## Chat evals", ""]
-    chat = {src: ev.get(f"chat/{src}") for src in ("mid", "sft") if ev.get(f"chat/{src}")}
-    if chat:
-        tasks = list(dict.fromkeys(t for e in chat.values() for t in e.get("tasks", {})))
-        L += ["| task | " + " | ".join(chat) + " |", "|---" * (len(chat) + 1) + "|"]
-        for t in tasks:
-            L.append(f"| {t} | " + " | ".join(_f(e.get("tasks", {}).get(t, {}).get("accuracy")) for e in chat.values()) + " |")
-        # score_name is "ChatCORE" for nanochat's six tasks, "mini-suite score" for the packaged ones
-        names = list(dict.fromkeys(e.get("score_name") for e in chat.values() if e.get("score") is not None))
-        for name in names:
-            L.append(f"| **{name}** | " + " | ".join(_f(e.get("score")) if e.get("score_name") == name else "—"
-                                                       for e in chat.values()) + " |")
-    else:
-        L.append("Not run (`nanochat eval chat -i sft`).")
-    L += ["", "## Samples", ""]
-    L += [f"- `{s}`" for s in d["samples"]] or ["No samples logged during training."]
-    for src in ("mid", "sft"):
-        for s in (ev.get(f"chat/{src}") or {}).get("samples", []):
-            if isinstance(s, dict):
-                prompt = " ".join(str(s.get("prompt", "")).split())[:120]
-                reply = " ".join(str(s.get("completion", "")).split())[:200]
-                L.append(f"- {src} chat eval — *{prompt}* → `{reply}`")
-    return "\n".join(L) + "\n"
+    """Write `<run>/report.md` (+ loss.png, bpb.png); returns the markdown's path."""
+    data = build_report(cfg, run_id)
+    run_dir = Path(data["run_dir"])
+    plots = plot_curves(data["curves"], run_dir)
+    path = run_dir / "report.md"
+    atomic_write_text(path, render_markdown(data, plots))
+    return path

@@ -83,8 +83,8 @@ def test_two_node_job_runs_the_cli_under_srun_torchrun_and_mails(slurm_cluster, 
 def test_failing_doctor_stops_the_job_with_exit_3(slurm_cluster, run_cli, home, tmp_path, jobs):
     venv = make_venv(tmp_path / "venv")
     # a100x8 trains on 8 CUDA GPUs; the sandbox's GPUs are /dev/null, so the preflight must refuse.
-    [job] = submit(run_cli, tmp_path, "--profile", "a100x8", "--run", "no-gpus", env=job_env(tmp_path, venv),
-                   jobs=jobs)
+    [job] = submit(run_cli, tmp_path, "--profile", "a100x8", "--run", "no-gpus",
+                   env=job_env(tmp_path, venv, NANOCHAT_SLURM__MAIL_USER="ops@uni.example"), jobs=jobs)
     st = wait_done(job["id"], timeout=180)
     log_dir = home / "runs" / "no-gpus" / "logs"
     out = (log_dir / f"nanochat-{job['id']}.out").read_text()
@@ -94,6 +94,8 @@ def test_failing_doctor_stops_the_job_with_exit_3(slurm_cluster, run_cli, home, 
     assert "0 CUDA GPU(s) visible" in out and "train base" not in out.split("preflight failed")[0].split(
         "nanochat doctor")[-1]
     assert "base: nanochat" not in out  # no phase was launched
+    mail = (slurm_cluster / "mail.log").read_text()
+    assert re.search(rf"Job_id={job['id']} Name=nanochat Failed.*FAILED, ExitCode 3 ops@uni\.example", mail)
 
 
 def test_per_phase_chain_is_afterok_so_a_failed_phase_holds_the_next(slurm_cluster, run_cli, home, tmp_path,

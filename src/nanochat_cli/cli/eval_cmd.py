@@ -40,30 +40,23 @@ def core(ctx: typer.Context,
          source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid or sft")] = None,
          max_per_task: Annotated[Optional[int], typer.Option(
              "--max-per-task", help="Rows per task, -1 = all (eval.core_max_per_task).")] = None,
-         suite: Annotated[str, typer.Option(
-             "--suite", help="auto, core (DCLM bundle) or mini (packaged mini-suite, not CORE).")] = "auto",
          step: StepOpt = None, depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
          json: JsonOpt = False) -> None:
-    """The DCLM CORE metric (22 tasks of the eval bundle) of the base model; offline, the mini-suite."""
-    from nanochat_cli.errors import UsageError
-
-    if suite not in ("auto", "core", "mini"):
-        raise UsageError(f"--suite must be auto, core or mini, not {suite!r}")
+    """The DCLM CORE metric (22 tasks of the eval bundle) of the base model."""
     cfg = build_config(ctx, profile, config, {"eval.core_max_per_task": max_per_task, "model.depth": depth}).config
     _threads(cfg)
     from nanochat_cli.eval.core import run_core
 
-    res = run_core(cfg, source or "base", step, progress=None if json else output.info, suite=suite)
+    res = run_core(cfg, source or "base", step, progress=None if json else output.info)
     if _other_rank():
         return
     if json:
         return output.emit_json(res)
     rows = [(k, r["type"], r["shots"], r["rows"], _fmt(r["accuracy"]), _fmt(r["centered"]))
             for k, r in res["tasks"].items()]
-    output.table(f"{res['metric']} of {res['source']} step {res['step']}", ["task", "type", "shots", "rows",
-                                                                          "accuracy", "centered"], rows)
-    score = res["core"] if "core" in res else res["mini_suite"]
-    output.result(f"{res['metric']} {score:.4f}  ({res['seconds']:.1f} s)")
+    output.table(f"CORE of {res['source']} step {res['step']}", ["task", "type", "shots", "rows", "accuracy",
+                                                                 "centered"], rows)
+    output.result(f"CORE {res['core']:.4f}  ({res['seconds']:.1f} s)")
 
 
 @app.command("bpb", epilog="Example: `nanochat eval bpb -i base`")

@@ -116,5 +116,5 @@ def run_bpb(cfg, source: str = "base", step: int | None = None) -> dict:
     if info.is_rank0:
         from nanochat_cli.eval.record import record_result
 
-        record_result(cfg, loaded.meta, "bpb", result)
+        record_result(cfg, loaded.meta, "bpb", result, {"val_bpb": bpb})
     return result

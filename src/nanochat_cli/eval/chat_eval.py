@@ -211,5 +211,7 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
     if info.is_rank0:
         from nanochat_cli.eval.record import record_result
 
-        record_result(cfg, loaded.meta, "chat", result)
+        record_result(cfg, loaded.meta, "chat", result,
+                      {"chat_score": result["score"], "suite": suite,
+                       **{f"chat/{k}": v["accuracy"] for k, v in result["tasks"].items()}})
     return result

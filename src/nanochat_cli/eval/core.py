@@ -227,37 +227,25 @@ def evaluate_core(model, tokenizer, bundle: Path, device, max_per_task: int = -1
 
 
 def run_core(cfg, source: str = "base", step: int | None = None,
-             progress: Callable[[str], None] | None = None, suite: str = "auto") -> dict[str, Any]:
-    """`nanochat eval core`: CORE of the latest (or `step`) checkpoint of `source`. suite "core" needs the
-    bundle; "mini" runs the packaged mini-suite (eval/mini_suite.py, NOT CORE); "auto" = core when the
-    bundle is there or the profile fetches data, else mini. The result is recorded in the run."""
-    from nanochat_cli.eval.record import record_result
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """`nanochat eval core`: CORE of the latest (or `step`) checkpoint of `source`."""
     from nanochat_cli.model.inference import load_for_inference
     from nanochat_cli.train import dist
 
     bundle = Paths.of(cfg).eval_bundle
-    if suite == "auto":
-        suite = "core" if (bundle / "core.yaml").is_file() or cfg.data.source != "embedded" else "mini"
-    if suite == "core":
-        load_bundle(bundle)  # preflight before loading any weights
+    load_bundle(bundle)  # preflight before loading any weights
     info = dist.dist_info()
     loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank))
     device = next(loaded.model.parameters()).device
     dist.init(cfg.dist.backend, device.type)  # no-op for a single process
-    say = progress if info.is_rank0 else None
-    if suite == "mini":
-        from nanochat_cli.eval.mini_suite import evaluate_mini_suite
-
-        if say:
-            say("no CORE eval bundle on this profile: running the packaged mini-suite (NOT the CORE metric)")
-        result = evaluate_mini_suite(loaded.model, loaded.tokenizer, device, cfg.eval.core_max_per_task,
-                                     info.rank, info.world_size, say)
-    else:
-        result = evaluate_core(loaded.model, loaded.tokenizer, bundle, device, cfg.eval.core_max_per_task,
-                               info.rank, info.world_size, say)
+    result = evaluate_core(loaded.model, loaded.tokenizer, bundle, device, cfg.eval.core_max_per_task,
+                           info.rank, info.world_size, progress if info.is_rank0 else None)
     result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path})
     if info.is_rank0:
-        record_result(cfg, loaded.meta, "core" if suite == "core" else "mini", result)
+        from nanochat_cli.eval.record import record_result
+
+        record_result(cfg, loaded.meta, "core", result, {"core": result["core"],
+                      **{f"core/{k}": v["centered"] for k, v in result["tasks"].items()}})
     return result
 
 

@@ -1,46 +1,44 @@
-"""Where eval results land: the run of the evaluated checkpoint (`<home>/runs/<run_id>/`).
+"""Where a standalone `nanochat eval ...` result lands: the run of the evaluated checkpoint.
 
-One line per result in metrics.jsonl (`"phase": "eval"`, `kind`, `source`, `step`, the headline numbers and
-each task's accuracy), and a summary in manifest.json under `evals["<kind>/<source>"]` (the latest result
-of that kind wins), which `nanochat report` reads. The run id comes from the checkpoint's meta.json; a
-checkpoint without one records into run `eval`. Rank 0 only; a few hundred bytes per result. It does not
-forward to wandb (evals run outside a training tracker).
+The same shapes the speedrun's eval stage (eval/suite.py) writes, so `nanochat report` reads both: an entry
+in manifest.json `evals` under `<source>_bpb`, `<source>_core` or `<source>_chat` (the latest of a kind
+wins; `base_bpb`, `base_core`, `sft_chat` are what the report card shows), and a `phase: "eval"` line in
+metrics.jsonl through the run's Tracker. The run id comes from the checkpoint's meta.json (a checkpoint
+without one records into run `eval`). Rank 0 only; a few KB per result.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 from nanochat_cli.paths import Paths
 
 
-def _plain(v: Any) -> Any:
-    return str(v) if isinstance(v, Path) else v
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
 
 
-def record_result(cfg, meta: dict, kind: str, result: dict) -> Path:
-    """Store `result` (from run_core / run_bpb / run_chat_eval) in its run; returns the run directory."""
+def record_result(cfg, meta: dict, kind: str, result: dict, metrics: dict[str, Any]) -> Path:
+    """Store `result` as evals["<source>_<kind>"] (kind: bpb, core, chat) and log `metrics`; returns the run dir."""
+    from nanochat_cli.track import Tracker
     from nanochat_cli.train.manifest import Manifest
 
+    paths = Paths.of(cfg)
     run_id = meta.get("run_id") or "eval"
-    manifest = Manifest.create(Paths.of(cfg), run_id, cfg, [])
-    summary = {k: _plain(v) for k, v in result.items() if k != "tasks" and not isinstance(v, (dict, list))}
-    summary["tasks"] = {name: {k: t[k] for k in ("accuracy", "centered") if k in t}
-                        for name, t in (result.get("tasks") or {}).items()}
-    if isinstance(result.get("samples"), list):  # a few generations for the report card, not all
-        summary["samples"] = result["samples"][:3]
-    summary["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    manifest.data.setdefault("evals", {})[f"{kind}/{result.get('source')}"] = summary
+    manifest = Manifest.create(paths, run_id, cfg, [])
+    source = result.get("source", "base")
+    manifest.data.setdefault("evals", {})[f"{source}_{kind}"] = _jsonable(result)
     manifest.save()
-    line = {"phase": "eval", "kind": kind, "source": result.get("source"), "step": result.get("step")}
-    line.update({k: v for k, v in summary.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in line})
-    for name, t in summary["tasks"].items():
-        if "accuracy" in t:
-            line[f"{name}/accuracy"] = t["accuracy"]
-    with open(manifest.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(line) + "\n")
+    tracker = Tracker(cfg, manifest.run_dir, run_id, "eval")
+    try:
+        tracker.log({"step": result.get("step", 0), "model": source, **metrics})
+    finally:
+        tracker.close()
     return manifest.run_dir

@@ -1,35 +1,107 @@
-"""The evaluations `nanochat speedrun` runs after training, in one call: base bpb, base CORE (or the
-packaged mini-suite offline) and the chat evals of the SFT model (ChatCORE or the chat mini-suite).
+"""The speedrun's `eval` stage: base bpb, CORE (or the mini-suite when the bundle is absent) of the base
+model, and chat evals of the mid and SFT models; every number goes to the run's metrics.jsonl and to a
+top-level "evals" key of its manifest, and is returned.
 
-Each is the same function the `nanochat eval ...` command calls, so each result is also recorded in the
-run (manifest `evals`, metrics.jsonl) and `nanochat report` finds it. A phase whose checkpoint is missing
-is an error (the speedrun trains them first), never a silent skip. On cpu-tiny this costs ~1–3 minutes,
-mostly chat-eval generation. It does not retry or sample more than once.
+Which chat suite runs follows sft.mixture (hub → ChatCORE, packaged → mini-suite), so an offline profile
+never needs a download. Problems per task are capped by eval.speedrun_max_problems (cpu-tiny: 20, which
+keeps the stage to a few tens of seconds on 2 cores); the standalone `eval` commands have no such cap.
+A phase without a checkpoint is recorded as skipped with the reason, never silently left out.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
+from nanochat_cli.errors import NanochatError
+from nanochat_cli.paths import Paths
 
-def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Headline numbers of every eval (JSON-serialisable); the details are in the run's manifest."""
-    import os
 
-    import torch
+def _say(msg: str) -> None:
+    import sys
 
-    from nanochat_cli.eval.bpb import run_bpb
-    from nanochat_cli.eval.chat_eval import run_chat_eval
-    from nanochat_cli.eval.core import run_core
+    sys.stderr.write(msg + "\n")
 
-    torch.set_num_threads(cfg.train.threads or max(1, len(os.sched_getaffinity(0))))
-    out: dict[str, Any] = {"run_id": run_id}
-    bpb = run_bpb(cfg, "base")
-    out["base_bpb"] = bpb["bpb"]
-    core = run_core(cfg, "base", progress=progress)
-    out["base_" + ("core" if "core" in core else "mini_suite")] = core.get("core", core.get("mini_suite"))
-    chat = run_chat_eval(cfg, "sft", progress=progress)
-    out["sft_chat_suite"] = chat.get("suite")
-    out["sft_chat_score"] = chat.get("score")
-    out["sft_chat_tasks"] = {k: v["accuracy"] for k, v in chat.get("tasks", {}).items()}
-    return out
+
+def _has_checkpoint(cfg, phase: str) -> bool:
+    from nanochat_cli.train import checkpoint as ck
+
+    return ck.latest_valid_step(Paths.of(cfg).checkpoint_dir(phase, cfg.model.depth), quiet=True) is not None
+
+
+def _bundle_present(cfg) -> bool:
+    from nanochat_cli.data.assets import check_eval_bundle
+
+    try:
+        check_eval_bundle(Paths.of(cfg).eval_bundle)
+        return True
+    except ValueError:
+        return False
+
+
+def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say) -> dict[str, Any]:
+    from nanochat_cli.eval.bpb import evaluate_bpb, token_byte_lengths, validation_batches
+    from nanochat_cli.eval.chat_eval import MINI_TASKS, CHATCORE_TASKS, evaluate_chat_model, resolve_suite
+    from nanochat_cli.eval.core import _device, evaluate_core
+    from nanochat_cli.model.inference import load_for_inference
+    from nanochat_cli.track import Tracker
+    from nanochat_cli.train.manifest import Manifest
+
+    paths = Paths.of(cfg)
+    run_dir = paths.run_dir(run_id)
+    device_name = _device(cfg)
+    cap = cfg.eval.speedrun_max_problems if cfg.eval.speedrun_max_problems >= 0 else cfg.eval.chat_max_problems
+    evals: dict[str, Any] = {}
+    tracker = Tracker(cfg, run_dir, run_id, "eval")
+    t_all = time.time()
+    try:
+        if not _has_checkpoint(cfg, "base"):
+            raise NanochatError(f"no base checkpoint for depth {cfg.model.depth} to evaluate",
+                                "run `nanochat train base` (or let `nanochat speedrun` do it)")
+        base = load_for_inference(cfg, "base", device=device_name)
+        device = next(base.model.parameters()).device
+        t0 = time.time()
+        bpb = evaluate_bpb(base.model, validation_batches(cfg, base.tokenizer), token_byte_lengths(base.tokenizer),
+                           device)
+        evals["base_bpb"] = {"bpb": bpb, "step": base.step, "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0}
+        tracker.log({"step": base.step, "model": "base", "val_bpb": bpb})
+        progress(f"eval: base val bpb {bpb:.4f}")
+        if _bundle_present(cfg):
+            res = evaluate_core(base.model, base.tokenizer, paths.eval_bundle, device, cfg.eval.core_max_per_task,
+                                progress=progress)
+            evals["base_core"] = {**res, "step": base.step}
+            tracker.log({"step": base.step, "model": "base", "core": res["core"],
+                         **{f"core/{k}": v["centered"] for k, v in res["tasks"].items()}})
+            progress(f"eval: base CORE {res['core']:.4f}")
+        else:
+            res = evaluate_chat_model(base.model, base.tokenizer, cfg, list(MINI_TASKS), "mini", device,
+                                      max_problems=cap, progress=progress)
+            evals["base_mini"] = {**res, "step": base.step,
+                                  "note": "CORE eval bundle absent (`nanochat data fetch eval`): mini-suite instead"}
+            tracker.log({"step": base.step, "model": "base", "mini_suite": res["score"],
+                         **{f"mini/{k}": v["accuracy"] for k, v in res["tasks"].items()}})
+            progress(f"eval: base mini-suite score {res['score']:.4f} (no CORE bundle)")
+        del base
+        suite = resolve_suite(cfg)
+        names = list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)
+        for phase in ("mid", "sft"):
+            if not _has_checkpoint(cfg, phase):
+                evals[f"{phase}_chat"] = {"skipped": f"no {phase} checkpoint"}
+                progress(f"eval: {phase} skipped (no checkpoint)")
+                continue
+            loaded = load_for_inference(cfg, phase, device=device_name)
+            res = evaluate_chat_model(loaded.model, loaded.tokenizer, cfg, names, suite, device, max_problems=cap,
+                                      progress=progress)
+            evals[f"{phase}_chat"] = {**res, "step": loaded.step}
+            tracker.log({"step": loaded.step, "model": phase, "chat_score": res["score"], "suite": suite,
+                         **{f"chat/{k}": v["accuracy"] for k, v in res["tasks"].items()}})
+            if res["score"] is not None:
+                progress(f"eval: {phase} {res['score_name']} {res['score']:.4f}")
+    finally:
+        tracker.close()
+    evals["seconds"] = time.time() - t_all
+    manifest_path = run_dir / "manifest.json"
+    manifest = Manifest.load(run_dir) if manifest_path.is_file() else Manifest.create(paths, run_id, cfg, [])
+    manifest.data["evals"] = evals
+    manifest.save()
+    return evals

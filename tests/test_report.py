@@ -1,0 +1,85 @@
+"""`nanochat report`: the markdown card from a run's manifest, metrics, speedrun record and tokenizer eval,
+with PNG plots; --json; clear errors when there is no run."""
+
+from __future__ import annotations
+
+import json
+
+from nanochat_cli.config import load_config
+from nanochat_cli.paths import Paths, atomic_write_json
+
+
+def make_run(home, run_id="run-a", profile="cpu-tiny", evals=True):
+    from nanochat_cli.train.manifest import Manifest
+
+    cfg = load_config(profile=profile, flags={"home": str(home)}).config
+    m = Manifest.create(Paths(home), run_id, cfg, ["base", "mid", "sft"])
+    for i, phase in enumerate(("base", "mid", "sft")):
+        m.update_phase(phase, status="done", step=10 * (i + 1), train_seconds=12.5 * (i + 1))
+    if evals:
+        m.data["evals"] = {
+            "base_bpb": {"bpb": 1.234, "step": 10},
+            "base_core": {"core": 0.05, "max_per_task": 100, "tasks": {
+                "arc_easy": {"type": "multiple_choice", "shots": 10, "rows": 100, "accuracy": 0.3, "centered": 0.0667}}},
+            "mid_chat": {"suite": "mini", "score_name": "mini-suite score", "score": 0.1,
+                         "tasks": {"quiz": {"accuracy": 0.4}, "arithmetic": {"accuracy": 0.05}},
+                         "samples": [{"prompt": "What is 2+3?\nThanks", "completion": "`5`", "correct": True}]},
+            "sft_chat": {"skipped": "no sft checkpoint"}}
+        m.save()
+    run_dir = Paths(home).run_dir(run_id)
+    lines = []
+    for phase, n in (("base", 10), ("mid", 20)):
+        for s in range(1, n + 1):
+            lines.append({"phase": phase, "step": s, "loss": 5.0 - s * 0.1})
+        lines.append({"phase": phase, "step": n, "val_bpb": 2.0 - n * 0.01})
+    lines.append({"phase": "base", "step": 10, "samples": ["The capital of France is Paris"]})
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"cut":')
+    atomic_write_json(run_dir / "speedrun.json", {"stages": {"data": {"status": "done", "seconds": 3.0},
+                                                             "eval": {"status": "done", "seconds": 20.0}}})
+    atomic_write_json(run_dir / "tokenizer_eval.json", {"news": {"ours": 4.1, "gpt2": 4.5}})
+    return cfg, run_dir
+
+
+def test_report_markdown_and_plots(home):
+    from nanochat_cli.report import write_report
+
+    cfg, run_dir = make_run(home)
+    path = write_report(cfg, "run-a")
+    text = path.read_text()
+    assert path == run_dir / "report.md"
+    for needle in ("# nanochat report card: run-a", "## Environment", "torch", "1.2340", "**CORE: 0.0500**",
+                   "| arc_easy | multiple_choice | 10 | 100 | 0.3000 | 0.0667 |", "| quiz | 0.4000 |",
+                   "mini-suite score", "sft: skipped (no sft checkpoint)", "![loss](loss.png)", "![val_bpb](bpb.png)",
+                   "The capital of France is Paris", "What is 2+3? ⏎ Thanks", '"gpt2": 4.5', "| base | done | 10 |"):
+        assert needle in text, needle
+    for png in ("loss.png", "bpb.png"):
+        assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Estimated cost" not in text  # a CPU profile has no GPU cost
+
+
+def test_gpu_profile_gets_a_cost_and_tokens(home):
+    from nanochat_cli.report import build_report
+
+    cfg, _ = make_run(home, "gpu-run", profile="a100x8", evals=False)
+    data = build_report(cfg, "gpu-run")
+    assert data["cost"]["gpu"] == "a100" and data["cost"]["gpus"] == 8 and data["cost"]["dollars"] > 0
+    assert data["tokens_seen"]["base"] == 10 * cfg.train.total_batch_size
+
+
+def test_cli_latest_run_json_and_markdown(run_cli, home):
+    make_run(home, "older")
+    make_run(home, "newer")
+    r = run_cli("report", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["run_id"] == "newer" and doc["evals"]["base_bpb"]["bpb"] == 1.234
+    r = run_cli("report", "--run", "older")
+    assert r.returncode == 0 and r.stdout.strip().endswith("older/report.md")
+
+
+def test_cli_errors(run_cli, home):
+    r = run_cli("report")
+    assert r.returncode == 2 and "nanochat speedrun" in r.stderr
+    make_run(home)
+    r = run_cli("report", "--run", "nope")
+    assert r.returncode == 2 and "no run 'nope'" in r.stderr
