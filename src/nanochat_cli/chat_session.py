@@ -40,6 +40,16 @@ class ChatSession:
 
     def reply(self, text: str, on_text: Callable[[str], None] | None = None) -> str:
         """Generate the reply to `text`, calling `on_text` with each newly decoded piece (streaming)."""
+        n_before = len(self.messages)
+        try:
+            return self._reply(text, on_text)
+        except BaseException:
+            # Ctrl-C mid-reply: drop the unanswered user turn, or the next turn would break the
+            # user/assistant alternation the chat template requires.
+            del self.messages[n_before:]
+            raise
+
+    def _reply(self, text: str, on_text: Callable[[str], None] | None) -> str:
         tok = self.loaded.tokenizer
         ids = self._prompt_ids(text)
         out: list[int] = []

@@ -52,3 +52,28 @@ def test_chat_base_completion(run_cli, home):
     _save_tiny(home, "base", 4)
     r = run_cli("chat", "-i", "base", "-p", "The capital", "-t", "0", "--max-tokens", "8")
     assert r.returncode == 0, r.stderr
+
+
+def test_ctrl_c_mid_reply_keeps_the_session_usable():
+    """A reply stopped by Ctrl-C leaves no unanswered user turn: the next message still renders."""
+    import pytest
+
+    from nanochat_cli.chat_session import ChatSession
+    from nanochat_cli.model.engine import GenerationConfig
+    from nanochat_cli.model.inference import LoadedModel
+
+    torch.manual_seed(0)
+    tok = ByteTokenizer()
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2, seq_len=256))
+    model.init_weights()
+    model.eval()
+    session = ChatSession(LoadedModel(model, tok, {}, 1, "x", "sft"), GenerationConfig(max_tokens=4, temperature=0.0))
+
+    def interrupt(_piece):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        session.reply("hello", on_text=interrupt)
+    assert session.messages == []
+    session.reply("hello again")
+    assert [m["role"] for m in session.messages] == ["user", "assistant"]
