@@ -248,7 +248,7 @@ class Checkpoint:
 
 
 def load_checkpoint(directory: Path, step: int | None = None, *, rank: int = 0, device="cpu",
-                    load_optimizer: bool = True) -> Checkpoint:
+                    load_optimizer: bool = True, quiet: bool = False) -> Checkpoint:
     """Load checkpoint `step` (None = the newest valid one, falling back past corrupt ones) from the
     phase's d{depth} folder. A missing or corrupt explicitly requested step is a UsageError."""
     import torch
@@ -256,7 +256,7 @@ def load_checkpoint(directory: Path, step: int | None = None, *, rank: int = 0, 
 
     directory = Path(directory)
     if step is None:
-        step = latest_valid_step(directory)
+        step = latest_valid_step(directory, quiet=quiet)
         if step is None:
             raise UsageError(f"no complete checkpoint in {directory}",
                              "train that phase first (e.g. `nanochat train base`)")

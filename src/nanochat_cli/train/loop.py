@@ -192,11 +192,11 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     # ----- what we resume from (decided before building anything expensive)
     resume_ckpt = None
     if resume:
-        step = ck.latest_valid_step(ckpt_dir, quiet=not rank0)
-        if step is None:
+        # One hashing pass: finds the newest checkpoint that verifies, skipping (and naming) damaged ones.
+        if not ck.list_steps(ckpt_dir):
             raise UsageError(f"nothing to resume: no complete {phase} checkpoint in {ckpt_dir}",
                              f"start it with `nanochat train {phase}`")
-        resume_ckpt = ck.load_checkpoint(ckpt_dir, step, rank=info.rank, device="cpu")
+        resume_ckpt = ck.load_checkpoint(ckpt_dir, None, rank=info.rank, device="cpu", quiet=not rank0)
         if resume_ckpt.meta.get("world_size", 1) != info.world_size:
             raise UsageError(f"the {phase} checkpoint was saved by {resume_ckpt.meta.get('world_size')} processes, "
                              f"this run has {info.world_size}",
