@@ -3,7 +3,7 @@
 Each check is a plain function `check(ctx) -> list[Result]` in `CHECKS`; another module adds its own
 with `@register`. Checks load things for real (parquet footers, the tokenizer, each HF dataset split
 through `data.hub.load_split`), because "the directory exists" is what fails at 3 a.m. on a compute
-node. Cost: ~2 s on a login node (importing torch for the GPU count dominates). A piece another
+node. Cost: 2–6 s here (importing torch for the GPU count dominates). A piece another
 module has not built yet shows as `n/a` with its issue, never as a pass. Exit 3 when any row FAILs;
 WARN rows do not stop a job. This module only reports; it never downloads or repairs anything.
 """
@@ -17,12 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from nanochat_cli.errors import PreflightError, UsageError
+from nanochat_cli.errors import NanochatError, UsageError
 from nanochat_cli.paths import PHASES, Paths
 
 OK, WARN, FAIL, SKIP, NA = "ok", "warn", "fail", "skip", "n/a"
+# Names people type when they mean "whatever" (training replaces the same kind with a generated id).
 PLACEHOLDER_RUN_NAMES = {"dummy", "test", "tests", "run", "tmp", "temp", "foo", "bar", "baz", "debug", "untitled",
-                         "default", "xxx", "asdf", "example", "my-run", "myrun", "name", "changeme"}
+                         "default", "xxx", "asdf", "example", "my-run", "myrun", "name", "changeme", "none", "null"}
 # Bytes per parameter in one checkpoint: fp32 weights (4) + optimizer state (~8: AdamW's two moments,
 # Muon's one momentum buffer plus its share), a ~12 B/param upper bound used for the disk estimate.
 CKPT_BYTES_PER_PARAM = 12
@@ -188,7 +189,7 @@ def check_tokenizer(ctx: Context) -> list[Result]:
                                         "cannot verify")]
     try:
         tok = load_tokenizer(ctx.cfg)
-    except PreflightError as e:
+    except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
         return [Result("tokenizer", FAIL, e.message, e.fix or "nanochat tokenizer train")]
     return [Result("tokenizer", OK, f"vocab {tok.vocab_size:,}")]
 
@@ -205,13 +206,16 @@ def check_datasets(ctx: Context) -> list[Result]:
     except ImportError:
         return [Result(f"datasets ({p})", NA, "nanochat_cli.data.hub is not in this build yet: "
                                              "cannot verify") for p in wanted]
-    out = []
+    out, seen = [], set()
     for phase in wanted:
         for repo, name, split in REQUIRED.get(phase, []):
-            label = f"dataset {repo}" + (f"/{name}" if name else "") + f" [{split}]"
+            if (repo, name, split) in seen:  # mid and sft share SmolTalk and GSM8K
+                continue
+            seen.add((repo, name, split))
+            label = f"dataset {repo}" + (f"/{name}" if name else "") + f":{split}"  # no [..]: rich markup
             try:
                 ds = load_split(ctx.cfg, repo, name, split)
-            except PreflightError as e:
+            except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
                 out.append(Result(label, FAIL, e.message, e.fix or f"nanochat data fetch {phase}"))
                 continue
             out.append(Result(label, OK, f"{len(ds):,} rows, loaded offline" if hasattr(ds, "__len__")

@@ -204,15 +204,19 @@ def stage_data(cfg, run_id: str) -> dict:
 
 
 def stage_tokenizer(cfg, run_id: str) -> dict:
-    from nanochat_cli.tokenizer import bpe
+    from nanochat_cli.errors import PreflightError
+    from nanochat_cli.tokenizer import load_tokenizer
+    from nanochat_cli.tokenizer.bpe import train_tokenizer
+    from nanochat_cli.tokenizer.compare import compare_tokenizers
 
     out = {}
-    if not bpe.tokenizer_is_current(cfg):
-        out["train"] = bpe.train_tokenizer(cfg)
-    from nanochat_cli.tokenizer import evaluate as tok_eval
-
-    result = tok_eval.evaluate_tokenizer(cfg)
-    atomic_write_json(Paths.of(cfg).run_dir(run_id) / "tokenizer_eval.json", result)
+    try:  # a tokenizer of the configured vocab that loads is kept (a rerun must not change the ids)
+        tok = load_tokenizer(cfg)
+        out["train"] = {"kept": True, "vocab_size": tok.vocab_size}
+    except PreflightError:
+        result = train_tokenizer(cfg, progress=None)
+        out["train"] = {k: result[k] for k in ("vocab_size", "train_chars", "seconds") if k in result}
+    atomic_write_json(Paths.of(cfg).run_dir(run_id) / "tokenizer_eval.json", compare_tokenizers(cfg))
     out["eval"] = "tokenizer_eval.json"
     return out
 

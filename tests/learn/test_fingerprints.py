@@ -9,7 +9,7 @@ from nanochat_cli.learn import check, fingerprints, harness, source
 from nanochat_cli.learn.components import BY_NAME
 from nanochat_cli.learn.findings import compare
 from nanochat_cli.learn.trace import patch, unpatch
-from tests.learn.planted import PLANTS
+from tests.learn.planted import ATTENTION, PLANTS
 
 
 @pytest.mark.parametrize("component,bug,body", PLANTS, ids=[f"{c}:{b}" for c, b, _ in PLANTS])
@@ -86,3 +86,18 @@ def test_missing_ignore_index_is_explained(complete_text, ws_file):
     ws_file.write_text(text)
     f = check.run_step(ws_file).findings[0]
     assert f.component == "loss" and "ignore_index" in (f.cause or "")
+
+
+@pytest.mark.parametrize("component,body,case", [
+    ("sdpa", "return F.scaled_dot_product_attention(q, k, v, is_causal=True)", "grouped-query"),
+    ("sdpa", "return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.size(1) != k.size(1))",
+     "after 5 cached positions"),
+    ("attention", ATTENTION.replace("v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)",
+                                    "v = self.c_v(x).view(B, T, self.n_head, -1)"), "grouped-query"),
+], ids=["sdpa-no-gqa", "sdpa-ignores-n_past", "attention-gqa-view"])
+def test_probes_catch_what_the_training_pass_misses(component, body, case, complete_text, ws_file):
+    """GQA and cached prefixes are not on the tiny training path; the probes still catch them."""
+    comp = BY_NAME[component]
+    ws_file.write_text(source.replace(complete_text, source.locate(complete_text, comp), body))
+    f = check.run_step(ws_file).findings[0]
+    assert f.component == component and case in f.message, f

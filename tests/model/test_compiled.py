@@ -50,7 +50,7 @@ def test_eager_fast_step_equals_plain_model(home):
 @pytest.mark.slow
 def test_compiled_fast_step_equals_plain_model(home):
     fast = check_same_as_plain("on")
-    assert fast.training_setup["compiled"] is True and fast.training_setup["attention"] == "manual"
+    assert fast.training_setup["compiled"] is True and fast.training_setup["attention"] == "manual_causal_attention"
 
 
 def test_chunk_gradients_match_autograd():

@@ -154,3 +154,12 @@ def test_bf16_compute_keeps_fp32_weights_and_logits():
     model.compute_dtype = torch.bfloat16
     out = model(torch.randint(0, 300, (1, 4)))
     assert out.dtype == torch.float32 and model.lm_head.weight.dtype == torch.float32
+
+
+def test_kv_cache_in_bf16_with_fp32_compute():
+    model = tiny()
+    cache = KVCache(1, 16, 2, 4, 16, "cpu", torch.bfloat16)
+    with torch.no_grad():
+        out = model(torch.randint(0, 300, (1, 5)), kv_cache=cache)
+        out = model(torch.randint(0, 300, (1, 1)), kv_cache=cache)
+    assert out.shape == (1, 1, 300) and cache.pos == 6

@@ -17,15 +17,27 @@ import pytest
 
 from tests.slurm.conftest import job_state, make_venv, wait_done, wait_for
 
-pytestmark = pytest.mark.slurm
+# Each test submits real jobs and waits for them (30 s to a few minutes on two shared cores).
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def _train_available() -> bool:
+    try:
+        import nanochat_cli.data.shards  # noqa: F401  (helper tok's shard listing, which `train base` needs)
+        import nanochat_cli.train.loop  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def ready_home(home: Path) -> None:
-    """What `doctor --phase base` needs on disk: two readable shards (train + validation)."""
+    """What `doctor --phase base` and `train base` need on disk: readable shards (the last is validation),
+    several row groups each so both ranks get rows."""
     d = home / "base_data"
     d.mkdir(parents=True, exist_ok=True)
-    for i in range(2):
-        pq.write_table(pa.table({"text": [f"document {i}-{j}" for j in range(50)]}), d / f"shard_{i:05d}.parquet")
+    for i in range(3):
+        text = [f"Shard {i}, document {j}: " + "the quick brown fox jumps over the lazy dog. " * 4 for j in range(40)]
+        pq.write_table(pa.table({"text": text}), d / f"shard_{i:05d}.parquet", row_group_size=5)
 
 
 def job_env(tmp_path: Path, venv: Path, **extra) -> dict[str, str]:
@@ -71,8 +83,8 @@ def test_two_node_job_runs_the_cli_under_srun_torchrun_and_mails(slurm_cluster, 
 def test_failing_doctor_stops_the_job_with_exit_3(slurm_cluster, run_cli, home, tmp_path, jobs):
     venv = make_venv(tmp_path / "venv")
     # a100x8 trains on 8 CUDA GPUs; the sandbox's GPUs are /dev/null, so the preflight must refuse.
-    [job] = submit(run_cli, tmp_path, "--profile", "a100x8", "--run", "no-gpus", env=job_env(tmp_path, venv),
-                   jobs=jobs)
+    [job] = submit(run_cli, tmp_path, "--profile", "a100x8", "--run", "no-gpus",
+                   env=job_env(tmp_path, venv, NANOCHAT_SLURM__MAIL_USER="ops@uni.example"), jobs=jobs)
     st = wait_done(job["id"], timeout=180)
     log_dir = home / "runs" / "no-gpus" / "logs"
     out = (log_dir / f"nanochat-{job['id']}.out").read_text()
@@ -82,10 +94,29 @@ def test_failing_doctor_stops_the_job_with_exit_3(slurm_cluster, run_cli, home, 
     assert "0 CUDA GPU(s) visible" in out and "train base" not in out.split("preflight failed")[0].split(
         "nanochat doctor")[-1]
     assert "base: nanochat" not in out  # no phase was launched
+    mail = (slurm_cluster / "mail.log").read_text()
+    assert re.search(rf"Job_id={job['id']} Name=nanochat Failed.*FAILED, ExitCode 3 ops@uni\.example", mail)
+
+
+def test_per_phase_chain_is_afterok_so_a_failed_phase_holds_the_next(slurm_cluster, run_cli, home, tmp_path,
+                                                                      jobs):
+    venv = make_venv(tmp_path / "venv")
+    # No base shards: base's preflight fails (exit 3), so mid must never start.
+    base, mid = submit(run_cli, tmp_path, "--per-phase", "--phases", "base,mid", "--run", "chain",
+                       env=job_env(tmp_path, venv), jobs=jobs)
+    assert mid["after"] == base["id"]
+    assert job_state(mid["id"]).get("Dependency", "").startswith(f"afterok:{base['id']}")
+    st = wait_done(base["id"], timeout=180)
+    assert st["JobState"] == "FAILED" and st["ExitCode"] == "3:0"
+    st = wait_for(mid["id"], lambda s: s.get("Reason") == "DependencyNeverSatisfied", 60, "a dead dependency")
+    assert st["JobState"] == "PENDING"
+    r = run_cli("slurm", "status", "--json")  # the latest run: this one
+    states = [(j["phases"], j["state"]) for j in json.loads(r.stdout)["jobs"]]
+    assert states == [(["base"], "FAILED"), (["mid"], "PENDING")]
 
 
 STANDIN = r'''
-# Stand-in for `nanochat train base` / `nanochat resume` (training is not on main yet): one process per
+# Stand-in for `nanochat train base` / `nanochat resume` where training is not built: one process per
 # torchrun worker; rank 0 logs a deterministic loss per step, checkpoints its step on USR2/TERM and exits.
 import json, os, signal, sys, time
 from pathlib import Path
@@ -112,6 +143,7 @@ print(f"rank {rank}: done", flush=True)
 '''
 
 
+@pytest.mark.skipif(_train_available(), reason="the real-training drill below covers this")
 def test_preemption_drill_checkpoints_requeues_and_resumes_into_the_same_log(slurm_cluster, run_cli, home,
                                                                               tmp_path, jobs):
     ready_home(home)
@@ -148,3 +180,60 @@ def test_preemption_drill_checkpoints_requeues_and_resumes_into_the_same_log(slu
     assert "all steps finished" in second
     assert sorted(p.name for p in out_file.parent.iterdir()) == [f"nanochat-{jid}.err", f"nanochat-{jid}.out"]
     print(f"preemption drill: USR2 → resumed run COMPLETED in {drill:.1f} s (checkpoint at step {ck})")
+
+
+# A model small enough that a step takes about a second on two shared cores (the cpu-tiny profile's
+# d4 takes ~30 s per step there): 1 block of width 64, 32-token rows, batch 2 per process, 2 processes.
+TINY = {"NANOCHAT_TOKENIZER__KIND": "byte", "NANOCHAT_TRAIN__COMPILE": "off", "NANOCHAT_MODEL__DEPTH": "1",
+        "NANOCHAT_MODEL__ASPECT_RATIO": "64", "NANOCHAT_MODEL__HEAD_DIM": "64", "NANOCHAT_MODEL__SEQ_LEN": "32",
+        "NANOCHAT_TRAIN__DEVICE_BATCH_SIZE": "2", "NANOCHAT_TRAIN__TOTAL_BATCH_SIZE": "128",
+        "NANOCHAT_TRAIN__EVAL_TOKENS": "128", "NANOCHAT_TRAIN__EVAL_EVERY": "0", "NANOCHAT_TRAIN__SAVE_EVERY": "0",
+        "NANOCHAT_TRAIN__NUM_ITERATIONS": "10"}
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _train_available(), reason="`nanochat train base` needs nanochat_cli.data.shards (helper tok)")
+def test_real_training_drill_resumes_with_the_same_losses(slurm_cluster, run_cli, home, tmp_path, jobs):
+    """Two nodes × 1 gloo process train for real: an uninterrupted reference job, then the same job hit by
+    USR2 mid-run; after the requeue `nanochat resume` must reproduce the reference losses step for step."""
+    venv = make_venv(tmp_path / "venv")
+    ref_home = tmp_path / "ref-home"
+    ready_home(ref_home)
+    ready_home(home)
+    env = job_env(tmp_path, venv, **TINY)
+    [ref] = submit(run_cli, tmp_path, "--nodes", "2", "--phases", "base", "--run", "reference",
+                   env={**env, "NANOCHAT_HOME": str(ref_home)}, jobs=jobs)
+    st = wait_done(ref["id"], timeout=300)
+    ref_err = (ref_home / "runs" / "reference" / "logs" / f"nanochat-{ref['id']}.err").read_text()
+    assert st["JobState"] == "COMPLETED", ref_err[-3000:]
+    reference = _losses(ref_home / "runs" / "reference")
+    assert sorted(reference) == list(range(1, 11))
+
+    [job] = submit(run_cli, tmp_path, "--nodes", "2", "--phases", "base", "--run", "drill", env=env, jobs=jobs)
+    jid = job["id"]
+    err_file = home / "runs" / "drill" / "logs" / f"nanochat-{jid}.err"
+    metrics = home / "runs" / "drill" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while len(metrics.read_text().splitlines() if metrics.exists() else []) < 3:  # one line per step
+        assert job_state(jid).get("JobState") in ("PENDING", "RUNNING"), err_file.read_text()[-3000:]
+        assert time.monotonic() < deadline, "training never reached step 3"
+        time.sleep(0.5)
+    subprocess.run(["scancel", "--batch", "--signal=USR2", jid], check=True)
+    wait_for(jid, lambda s: s.get("Restarts") == "1" and s.get("JobState") == "PENDING", 120, "the requeue")
+    subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now+2"], check=True)
+    st = wait_done(jid, timeout=300)
+    out = (home / "runs" / "drill" / "logs" / f"nanochat-{jid}.out").read_text()
+    err = err_file.read_text()
+    assert st["JobState"] == "COMPLETED" and st["Restarts"] == "1", out[-2000:] + err[-3000:]
+    stopped = int(re.search(r"base: stopped by SIGUSR2 at step (\d+); checkpoint saved", err).group(1))
+    assert 3 <= stopped < 10
+    assert "base: restarted after a requeue: nanochat resume" in out.split("restart=1]", 1)[1]
+    manifest = json.loads((home / "runs" / "drill" / "manifest.json").read_text())
+    assert manifest["phases"]["base"]["status"] == "done" and manifest["phases"]["base"]["step"] == 10
+    drill = _losses(home / "runs" / "drill")
+    assert drill == reference  # every step, before and after the requeue, bit for bit

@@ -112,6 +112,7 @@ def test_registered_checks_run_and_a_crashing_check_is_a_fail_row(tmp_path, monk
     assert rows(report, "broken")[0].status == "fail" and "boom" in rows(report, "broken")[0].detail
 
 
+@pytest.mark.slow  # three CLI runs that import torch: ~25 s on two shared cores
 def test_cli_exit_3_with_json_and_table(run_cli, home):
     r = run_cli("doctor", "--profile", "a100x8", "--phase", "base", "--json")
     assert r.returncode == 3, r.stderr

@@ -116,6 +116,7 @@ BAD = [
     ({}, ["--time", "12:00:00\n#SBATCH --x"], "slurm.time"),
     ({}, ["--run", "../../etc"], "run name"),
     ({}, ["--run", "a b"], "run name"),
+    ({}, ["--run", "test"], "placeholder"),
     ({}, ["--phases", "base,pretrain"], "--phases"),
     ({}, ["--phases", "sft,base"], "pipeline order"),
     ({}, ["--from", "chat"], "--from"),

@@ -90,3 +90,17 @@ def test_mixture_is_deterministic_and_weighted():
     assert len(seq) == 50 and seq[0] == b[0] and seq[20] == a[0]
     with pytest.raises(ValueError):
         TaskMixture([a], weights=[1, 2])
+
+
+def test_hub_mixtures_need_only_what_data_fetch_fetches():
+    """Every HF dataset split a hub mixture loads is in data.hub.REQUIRED of its phase, so
+    `nanochat data fetch mid|sft` is enough; and the fetch lists nothing the phase does not use."""
+    hub = pytest.importorskip("nanochat_cli.data.hub")
+    from nanochat_cli.config import Config
+    from nanochat_cli.tasks.mixtures import mixture_parts
+
+    cfg = Config(mid={"mixture": "hub"}, sft={"mixture": "hub"})
+    for phase in ("mid", "sft"):
+        used = {p.dataset for split in ("train", "val") for p in mixture_parts(cfg, phase, split) if p.dataset}
+        assert used == {tuple(d) for d in hub.REQUIRED[phase]}, phase
+        assert "words" in hub.FILES[phase]

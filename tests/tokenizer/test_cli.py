@@ -33,11 +33,20 @@ def test_bad_vocab_exit_2(run_cli, home, args, needle):
     assert not (home / "tokenizer" / "tokenizer.tiktoken").exists()
 
 
-def test_corrupt_shard_exit_2_nothing_written(run_cli, home):
+def test_torn_embedded_shard_is_repaired_before_training(run_cli, home):
     d = install_corpus(home)
     data = (d / "shard_00000.parquet").read_bytes()
     (d / "shard_00000.parquet").write_bytes(data[: len(data) // 3])
     r = run_cli("tokenizer", "train", *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert (d / "shard_00000.parquet").read_bytes() == data
+
+
+def test_corrupt_shard_exit_2_nothing_written(run_cli, home):
+    d = install_corpus(home)
+    data = (d / "shard_00000.parquet").read_bytes()
+    (d / "shard_00000.parquet").write_bytes(data[: len(data) // 3])
+    r = run_cli("tokenizer", "train", *SMALL, env={"NANOCHAT_DATA__SOURCE": "fineweb"})
     assert r.returncode == 2, r.stderr
     assert "shard_00000.parquet" in r.stderr and "nanochat data fetch base" in r.stderr
     assert "Traceback" not in r.stderr
@@ -66,3 +75,5 @@ def test_unwritable_home_exit_2(run_cli, home, tmp_path):
     blocker.write_text("x")
     r = run_cli("--home", str(blocker / "sub"), "tokenizer", "train", *SMALL)
     assert r.returncode == 2 and "writable" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run_cli("--home", str(blocker / "sub"), "tokenizer", "eval")
+    assert r.returncode in (2, 3) and "Traceback" not in r.stderr, r.stderr

@@ -21,6 +21,7 @@ def _env(home):
     return env
 
 
+@pytest.mark.slow
 @pytest.mark.dist
 @needs_model
 def test_two_process_gloo_matches_single_process(tmp_path):
@@ -44,3 +45,21 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     ck = two / "checkpoints" / "base" / "d2" / "step_000006"
     assert sorted(p.name for p in ck.iterdir()) == ["meta.json", "model.safetensors", "optim_rank0.pt",
                                                      "optim_rank1.pt"]
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+@needs_model
+def test_nproc_flag_relaunches_under_torchrun(home, tmp_path, run_cli):
+    from tests.train.conftest import write_shards
+
+    write_shards(home)
+    cfg = tiny_config_file(tmp_path, iters=4, eval_every=2, save_every=2)
+    r = run_cli("train", "base", "--nproc", "2", "--config", str(cfg), "--json", netns=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout)  # exactly one JSON document: only rank 0 prints
+    assert result["status"] == "done" and result["step"] == 4
+    ck = home / "checkpoints" / "base" / "d2" / "step_000004"
+    assert {"optim_rank0.pt", "optim_rank1.pt"} <= {p.name for p in ck.iterdir()}
+    meta = json.loads((ck / "meta.json").read_text())
+    assert meta["world_size"] == 2 and len(meta["loader"]) == 2 and len(meta["rng"]) == 2

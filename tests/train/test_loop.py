@@ -90,3 +90,41 @@ def test_num_iterations_from_param_data_ratio(home, tmp_path):
     assert derive_num_iterations(cfg, 1_000_000) == 20 * 1_000_000 // cfg.train.total_batch_size
     cfg.train.num_iterations = 7
     assert derive_num_iterations(cfg, 1_000_000) == 7
+
+
+class SignalAt(SameBatch):
+    """A different batch every micro-step (so the data position matters) that sends this process a real
+    SIGUSR2 when micro-batch `at` is fetched: the loop must finish that step, save and stop."""
+
+    def __init__(self, at=None):
+        super().__init__()
+        self.at = at
+
+    def __next__(self):
+        import os
+        import signal
+
+        self.n += 1
+        if self.n == self.at:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        g = torch.Generator().manual_seed(self.n)
+        x = torch.randint(0, 256, (2, 33), generator=g)
+        return x[:, :-1].contiguous(), x[:, 1:].contiguous()
+
+
+@needs_model
+def test_sigusr2_in_process_then_resume_repeats_the_losses_bitwise(home, tmp_path):
+    ref_home = tmp_path / "ref"
+    ref = run_phase(tiny_config(ref_home, tmp_path, iters=12, eval_every=0, save_every=0), "base",
+                    tokenizer=ByteTokenizer(), data=PhaseData(train=SignalAt()))
+    want = [x["loss"] for x in read_metrics(ref_home / "runs" / ref.run_id / "metrics.jsonl") if "loss" in x]
+
+    cfg = tiny_config(home, tmp_path, iters=12, eval_every=0, save_every=0)
+    first = run_phase(cfg, "base", tokenizer=ByteTokenizer(), data=PhaseData(train=SignalAt(at=9)))
+    assert first.status == "interrupted" and first.step == 5  # micro-batch 9 is in step 5 (2 per step)
+    assert ck.latest_valid_step(home / "checkpoints" / "base" / "d2") == 5
+    assert Manifest.load(home / "runs" / first.run_id).phases["base"]["status"] == "interrupted"
+    second = run_phase(cfg, "base", resume=True, tokenizer=ByteTokenizer(), data=PhaseData(train=SignalAt()))
+    assert second.status == "done" and second.run_id == first.run_id
+    got = [x["loss"] for x in read_metrics(home / "runs" / first.run_id / "metrics.jsonl") if "loss" in x]
+    assert got == want  # bitwise

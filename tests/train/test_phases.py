@@ -172,6 +172,19 @@ def test_hub_mixtures_load_from_complete_fixtures(home, tmp_path, hub_rows):
     assert x.shape == (2, 128) and ((y >= 0).sum(dim=1) > 0).all()
 
 
+def test_hub_mixture_with_nothing_fetched_names_data_fetch(home, tmp_path):
+    """The real data.hub.load_split on an empty <home>/datasets (offline): every part is reported."""
+    pytest.importorskip("nanochat_cli.data.hub")
+    cfg = phase_view(chat_config(home, tmp_path, mixture="hub"), "sft")
+    fake_checkpoint(cfg, "mid")
+    with pytest.raises(PreflightError) as e:
+        sft_data(cfg, ByteTokenizer())
+    for part in ("ARC-Easy train", "ARC-Challenge train", "gsm8k main train", "smol-smoltalk train[:10000]",
+                 "smol-smoltalk test", "words_alpha.txt"):
+        assert part in e.value.message
+    assert "nanochat data fetch sft" in e.value.fix and e.value.exit_code == 3
+
+
 def test_missing_word_list_is_caught(home, tmp_path, hub_rows):
     hub_rows(F.build(tmp_path / "hub"))
     cfg = phase_view(chat_config(home, tmp_path, mixture="hub"), "sft")
@@ -230,3 +243,44 @@ def test_base_mid_sft_end_to_end_then_resume_from_mid(run_cli, home, tmp_path):
     r = run_cli("resume", "--from", "mid", "--config", str(conf))
     assert r.returncode == 3 and "Traceback" not in r.stderr and "base" in r.stderr, r.stderr
     print(f"base+mid+sft, 3 steps each: {elapsed:.1f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["mid", "sft"])
+def test_chat_phase_resumes_exactly(home, tmp_path, phase):
+    """Stop after step 3 (checkpoint), resume: steps 4–6 repeat the uninterrupted run's losses bit for bit."""
+    pytest.importorskip("nanochat_cli.model.gpt", reason="needs the model package (issue 5)")
+    from nanochat_cli.data.loader import TokenLoader
+    from nanochat_cli.train.loop import run_phase
+    from nanochat_cli.train.phases import PhaseData
+
+    write_shards(home)
+    cfg = chat_config(home, tmp_path, iters=6)
+    cfg.train.save_every = 3
+    cfg.train.num_iterations = 2
+    shards = sorted((home / "base_data").glob("*.parquet"))
+    run_phase(cfg, "base", data=PhaseData(train=TokenLoader(shards[:-1], ByteTokenizer(), 2, 128)))
+    if phase == "sft":
+        cfg.mid.num_iterations = 2
+        run_phase(cfg, "mid")
+    first = run_phase(cfg, phase)
+    assert first.status == "done" and first.step == 6
+    metrics = Path(first.run_dir) / "metrics.jsonl"
+
+    def phase_losses() -> dict[int, float]:
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+        return {r["step"]: r["loss"] for r in rows if r.get("phase") == phase and "loss" in r}
+
+    straight = phase_losses()
+    ckpt_dir = home / "checkpoints" / phase / "d2"
+    assert ck.list_steps(ckpt_dir) == [3, 6]
+    import shutil
+
+    shutil.rmtree(ckpt_dir / ck.step_dir_name(6))  # as if killed between step 3 and 6
+    metrics.write_text("".join(line + "\n" for line in metrics.read_text().splitlines()
+                               if '"step": 4,' not in line and '"step": 5,' not in line and '"step": 6,' not in line))
+    again = run_phase(cfg, phase, resume=True, run_id=first.run_id)
+    assert again.step == 6 and "resumed" not in straight
+    resumed = phase_losses()
+    assert sorted(resumed) == list(range(1, 7))
+    assert [resumed[s] for s in (4, 5, 6)] == [straight[s] for s in (4, 5, 6)]

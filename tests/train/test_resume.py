@@ -82,6 +82,7 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(data_home, tm
     assert manifest["phases"]["base"]["status"] == "done"
 
 
+@pytest.mark.slow
 @needs_model
 @needs_shards
 def test_sigusr2_saves_at_the_next_step_and_exits_75_then_resume_matches(data_home, tmp_path, reference, run_cli):
@@ -102,6 +103,7 @@ def test_sigusr2_saves_at_the_next_step_and_exits_75_then_resume_matches(data_ho
     assert losses(data_home) == reference
 
 
+@pytest.mark.slow
 @needs_model
 @needs_shards
 def test_corrupt_newest_checkpoint_falls_back_to_previous(data_home, tmp_path, reference, run_cli):

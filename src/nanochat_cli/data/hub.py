@@ -78,17 +78,18 @@ def _base_rows(cfg, phases: list[str]) -> list[Row]:
     base = Paths.of(cfg).base_data
     shards = sorted(base.glob("shard_*.parquet")) if base.is_dir() else []
     label = f"{cfg.data.source} shards"
-    bad = []
+    bad, rows = [], []
     for p in shards:
         try:
-            verify_parquet(p)
+            rows.append(verify_parquet(p))
         except ValueError as e:
             bad.append(f"{p.name}: {e}")
     if len(shards) < 2 or bad:
         detail = "; ".join(bad[:3]) or f"{len(shards)} shard(s); need 2+ (train + val)"
         return [Row(label, "-", "train+val", None, "failed" if bad else "missing", phases, detail)]
-    return [Row(label, f"{shards[0].name}…", "train", len(shards) - 1, "ok", phases),
-            Row(label, shards[-1].name, "val", 1, "ok", phases)]
+    # rows = documents; config = which files
+    return [Row(label, f"{len(shards) - 1} shard(s)", "train", sum(rows[:-1]), "ok", phases),
+            Row(label, shards[-1].name, "val", rows[-1], "ok", phases)]
 
 
 @contextmanager
@@ -222,7 +223,8 @@ def check(cfg, phases: list[str]) -> DataReport:
 
 def _run_worker(cfg, configs: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
     paths = Paths.of(cfg)
-    job = {"configs": configs, "cache_dir": str(paths.datasets), "hub_cache": str(paths.datasets / "hub"),
+    datasets_dir = paths.datasets.resolve()  # absolute: the worker runs in another directory
+    job = {"configs": configs, "cache_dir": str(datasets_dir), "hub_cache": str(datasets_dir / "hub"),
            "endpoint": cfg.data.hf_endpoint, "retries": cfg.data.retries, "backoff": cfg.data.backoff,
            "timeout": cfg.data.timeout}
     # cwd = the directory holding the package, so `-m` finds this very copy of nanochat_cli.
@@ -249,11 +251,13 @@ def fetch(cfg, phases: list[str]) -> DataReport:
     paths = Paths.of(cfg)
     ensure_writable_dir(paths.datasets)
     errors: dict[str, str] = {}
+    base_new = False
     if "base" in phases:
         from nanochat_cli.data.download import fetch_base
 
         result = fetch_base(cfg)
         failed = getattr(result, "failed", [])
+        base_new = any(r.status == "downloaded" for r in getattr(result, "results", []))
         if failed:
             errors[f"{cfg.data.source} shards/-"] = "failed: " + ", ".join(r.name for r in failed)
     before = check(cfg, phases)
@@ -279,7 +283,8 @@ def fetch(cfg, phases: list[str]) -> DataReport:
     fetched = {(r.item, r.config, r.split) for r in before.problems}
     for row in after.rows:
         if row.status == "ok":
-            row.detail = "downloaded" if (row.item, row.config, row.split) in fetched else "already present"
+            new = (row.item, row.config, row.split) in fetched or (row.item.endswith(" shards") and base_new)
+            row.detail = "downloaded" if new else "already present"
         elif f"{row.item}/{row.config}" in errors:
             row.detail = f"{errors[f'{row.item}/{row.config}']} | {row.detail}"
     return after

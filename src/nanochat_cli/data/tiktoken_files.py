@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -78,17 +79,24 @@ def seed_tiktoken_cache(paths) -> Path:
     return out
 
 
+def _token_entries(f: EncodingFile, data: bytes) -> int:
+    if f.url.endswith("encoder.json"):
+        return len(json.loads(data))
+    return data.count(b"\n") if f.url.endswith(".tiktoken") else 0
+
+
 def check_tiktoken_cache(paths) -> dict[str, tuple[bool, int, str]]:
-    """Per encoding: (ok, bytes, detail), reading the files and checking their sha256 (no network)."""
+    """Per encoding: (ok, token entries, detail), checking each file's sha256 (no network)."""
     status: dict[str, tuple[bool, int, str]] = {}
     for enc in ENCODINGS:
-        ok, size, bad = True, 0, []
+        ok, entries, bad = True, 0, []
         for f in (f for f in FILES if f.encoding == enc):
             p = paths.tiktoken / f.cache_name
-            if _sha256(p) != f.sha256:
+            data = p.read_bytes() if p.is_file() else b""
+            if hashlib.sha256(data).hexdigest() != f.sha256:
                 ok = False
                 bad.append(Path(f.url).name)
             else:
-                size += p.stat().st_size
-        status[enc] = (ok, size, "" if ok else f"not seeded: {', '.join(bad)}")
+                entries += _token_entries(f, data)
+        status[enc] = (ok, entries, "" if ok else f"not seeded: {', '.join(bad)}")
     return status

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from nanochat_cli.learn import fingerprints, harness, loader, source, training_checks
+from nanochat_cli.learn import fingerprints, harness, loader, probes, source, training_checks
 from nanochat_cli.learn.components import BY_NAME, COMPONENTS
 from nanochat_cli.learn.findings import Finding, Report, Stop, compare
 from nanochat_cli.learn.progress import NOT_REACHED
@@ -285,8 +285,9 @@ class Session:
                 comp = BY_NAME[item.component]
                 if self.results.get(comp.name, ("",))[0] == "failing" or comp.name in self.todo:
                     continue
-                if self.check_call(comp, item, self.ref_model):
-                    self.passed(comp.name)
+                if self.check_call(comp, item, self.ref_model) and comp.name not in self.results:
+                    if self.probe(comp):
+                        self.passed(comp.name)
             else:
                 self.check_region(emb, item, ref_first,
                                   lambda bug: self._first_block_input(self.region_variant_outputs, emb, bug, idx))
@@ -333,6 +334,32 @@ class Session:
                            inputs=inputs, expected=describe(want), got=describe(got),
                            max_error=err, cause=bug))
         return False
+
+    def probe(self, comp) -> bool:
+        """Cases the tiny training pass never reaches, run once per component on synthetic inputs:
+        grouped-query attention (fewer key/value heads) and attending after a cached prefix."""
+        cases = probes.cases(comp.name, self.ref)
+        if not cases:
+            return True
+        owner, attr = _owner(self.user, comp.target)
+        others = [c for c in CALL_CHECKS if c.name != comp.name]
+        for case in cases:
+            try:
+                with swapped(self.user, self.ref, others), torch.no_grad():
+                    want = case.run_reference()
+                    got = case.run_user(self.user)
+            except Exception as e:  # noqa: BLE001
+                finding = self.exception(e, comp.name)
+                finding.message = f"{case.name}: {finding.message}"
+                self.found(finding)
+                return False
+            ok, err, msg = compare(got, want)
+            if not ok:
+                self.found(Finding("mismatch", comp.name, f"{comp.title} differs from the reference for "
+                                   f"{case.name}: {msg}", inputs=case.inputs, expected=describe(want),
+                                   got=describe(got), max_error=err, cause=case.cause))
+                return False
+        return True
 
     def fingerprint(self, comp, got, run_variant) -> str | None:
         """The known bug whose output the learner's matches, or the closest one when clearly closer."""

@@ -57,10 +57,8 @@ def function_span(lines: list[str], node: ast.FunctionDef) -> Span:
     body = node.body
     first = body[0]
     has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
-    if has_doc and len(body) > 1:
+    if has_doc:
         start = first.end_lineno  # 0-based index of the line after the docstring
-    elif has_doc:
-        start = first.end_lineno
     else:
         start = first.lineno - 1
         while start - 1 >= node.lineno and lines[start - 1].strip().startswith("#"):

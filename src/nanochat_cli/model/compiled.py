@@ -1,11 +1,12 @@
 """The fast training step: what `prepare_for_training` does to a GPT, kept apart so gpt.py stays readable.
 
-It changes no parameter and no state_dict key; it sets the compute dtype (explicit casts, no autocast:
-under torch.compile on CPU autocast ran at 4,171 vs 5,498 tok/s, PERF-NOTES), compiles the trunk with
-an eager fallback, swaps in a hand-written attention on CPU (SDPA's CPU backward is slow: 25–30 ms/step
-at seq 256), computes the loss with a chunked head that never holds the full fp32 logits and makes its
-own gradient, and on glibc keeps freed memory instead of returning it (a fresh 64 MB logits tensor costs
-~22 ms of page faults). Generation (kv_cache) and per-token losses take the plain model's path.
+It changes no parameter and no state_dict key. It sets the compute dtype (explicit casts, no autocast:
+under torch.compile on CPU autocast ran at 4,171 vs 5,498 tok/s, PERF-NOTES), compiles the trunk with an
+eager fallback, swaps in a hand-written attention on CPU (bf16 AVX512 CPU: 25–30 ms/step less than SDPA;
+fp32 on a 2-core AVX2 EPYC: a tie, 1,013 vs 1,023 tok/s of CPU time), computes the loss with a chunked
+head that never holds the full fp32 logits and makes its own gradient, and on glibc keeps freed memory
+in the heap (a fresh 64 MB logits tensor cost ~22 ms of page faults). Generation (kv_cache) and
+per-token losses take the plain model's path.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import math
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from nanochat_cli.model.gpt import GPT, sdpa_attention
 from nanochat_cli.model.precision import compile_or_eager, resolve_compile
@@ -26,6 +26,8 @@ _log = logging.getLogger("nanochat_cli.model")
 
 # Rows of the loss head per chunk: 512 × 8192 vocab × 4 B = 16 MB of fp32 logits at a time.
 LOSS_CHUNK_ROWS = 512
+# Attention kernel for compiled CPU training: "manual" (written out, fused by inductor) or "sdpa".
+CPU_ATTENTION = "manual"
 
 
 def manual_causal_attention(q, k, v, n_past: int):
@@ -54,8 +56,8 @@ def loss_and_grads_of_chunk(x, w, targets, vocab: int, cap: float):
     valid = targets >= 0
     safe = targets.clamp_min(0)
     loss = ((lse - z.gather(1, safe[:, None]).squeeze(1)) * valid).sum()
-    dz = torch.exp(z - lse[:, None])
-    dz = dz - F.one_hot(safe, vocab).to(dz.dtype)  # fused away by inductor, never materialised
+    is_target = torch.arange(vocab, device=x.device)[None, :] == safe[:, None]  # (n, V), fused, not stored
+    dz = torch.exp(z - lse[:, None]) - is_target.to(z.dtype)
     dlogits = (dz * valid[:, None] * (1 - th * th)).to(x.dtype)  # (n, V)
     dx = dlogits @ w[:vocab]  # (n, C)
     dw = (dlogits.mT @ x).float()  # (V, C)
@@ -110,7 +112,7 @@ def prepare_for_training(model: GPT, cfg, device, dtype) -> GPT:
     do_compile, why = resolve_compile(cfg, device)
     if device.type == "cpu":
         keep_freed_memory()
-        if do_compile:  # eager manual attention is slower than SDPA; it only wins inside the graph
+        if do_compile and CPU_ATTENTION == "manual":  # eager, manual attention is slower than SDPA
             for block in model.transformer.h:
                 block.attn.attend = manual_causal_attention
     plain_forward = GPT.forward.__get__(model)
@@ -130,6 +132,6 @@ def prepare_for_training(model: GPT, cfg, device, dtype) -> GPT:
 
     model.forward = forward  # an instance attribute: parameters and state_dict keys stay the same
     model.training_setup = {"compiled": do_compile, "compile_reason": why, "dtype": str(dtype).replace("torch.", ""),
-                            "attention": "manual" if device.type == "cpu" and do_compile else "sdpa",
+                            "attention": model.transformer.h[0].attn.attend.__name__,
                             "loss_head": f"chunked ({LOSS_CHUNK_ROWS} rows)"}
     return model

@@ -126,6 +126,7 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is not None:
             n_past = kv_cache.pos
             k, v = kv_cache.insert(self.layer_idx, k, v)  # (B, Hkv, n_past + T, D)
+            k, v = k.to(q.dtype), v.to(q.dtype)  # a cache may be kept in another dtype than the compute one
         y = self.attend(q, k, v, n_past)  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.c_proj(y)

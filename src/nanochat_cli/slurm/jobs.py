@@ -3,7 +3,7 @@ a run's jobs from `squeue`/`scontrol`.
 
 The job ids are recorded in `<home>/runs/<run>/slurm-jobs.json` (atomic write after every sbatch, so a
 chain that fails half-way still records what was queued). Status asks squeue first (one call for all
-jobs, ~20 ms) and scontrol only for jobs that left the queue (Slurm keeps them ~MinJobAge, 5 min by
+jobs) and scontrol only for jobs that left the queue (Slurm keeps them ~MinJobAge, 5 min by
 default); older jobs show as `gone` with their log path. No sacct: many clusters restrict it.
 """
 
@@ -47,6 +47,7 @@ def submit(paths: Paths, run: str, scripts: list[Path], phases: list[tuple[str, 
         cmd = [sbatch, "--parsable"] + ([f"--dependency=afterok:{prev}"] if prev else []) + [str(script)]
         if dry_run:
             record["jobs"].append({"id": None, "script": str(script), "phases": list(job_phases), "command": cmd})
+            prev = f"<id of {Path(script).stem}>"
             continue
         r = _run(cmd)
         if r.returncode != 0:

@@ -148,6 +148,11 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
     if not RUN_ID.fullmatch(run):
         raise UsageError(f"run name {run!r} is not usable as a directory and job label",
                          "use letters, digits and ._+- (e.g. --run d20-speedrun)")
+    from nanochat_cli.doctor import PLACEHOLDER_RUN_NAMES
+
+    if run.lower() in PLACEHOLDER_RUN_NAMES:
+        # Training swaps placeholder names for generated ids, so the job's logs and the run would part ways.
+        raise UsageError(f"run name {run!r} looks like a placeholder", "pass a descriptive --run, e.g. d20-a100x8-v1")
     paths = Paths(Path(os.path.abspath(cfg.home_dir)))
     log_dir = Path(os.path.abspath(s.log_dir.expanduser())) if s.log_dir else paths.run_logs(run)
     _sbatch_value("slurm.log_dir (or the home it derives from)", str(log_dir))

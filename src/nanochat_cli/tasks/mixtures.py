@@ -25,6 +25,7 @@ class Part:
     label: str                    # what the user sees in the plan and in errors
     build: Callable[[], Task]     # loads/generates the task (raises when its data is missing)
     weight: float = 1.0           # passes over the task (TaskMixture weight)
+    dataset: tuple[str, str, str] | None = None  # (repo, config, split) it loads, for `data fetch` coverage
 
 
 def _words_alpha(cfg):
@@ -41,24 +42,32 @@ def _hub_parts(cfg, phase: str, split: str) -> list[Part]:
     from nanochat_cli.tasks.smoltalk import SmolTalk
     from nanochat_cli.tasks.spelling import SimpleSpelling, SpellingBee
 
+    smol, mmlu, gsm, arc = "HuggingFaceTB/smol-smoltalk", "cais/mmlu", "openai/gsm8k", "allenai/ai2_arc"
+    words = "(words_alpha.txt)"
     if phase == "mid" and split == "train":
-        return [Part("HuggingFaceTB/smol-smoltalk train", lambda: SmolTalk.from_hub(cfg, "train")),
-                Part("cais/mmlu auxiliary_train train", lambda: MMLU.from_hub(cfg, "auxiliary_train", "train")),
-                Part("openai/gsm8k main train", lambda: GSM8K.from_hub(cfg, "train")),
-                Part("SimpleSpelling 200K (words_alpha.txt)", lambda: SimpleSpelling(_words_alpha(cfg), 200_000)),
-                Part("SpellingBee 80K (words_alpha.txt)", lambda: SpellingBee(_words_alpha(cfg), 80_000))]
+        return [Part(f"{smol} train", lambda: SmolTalk.from_hub(cfg, "train"), dataset=(smol, "default", "train")),
+                Part(f"{mmlu} auxiliary_train train", lambda: MMLU.from_hub(cfg, "auxiliary_train", "train"),
+                     dataset=(mmlu, "auxiliary_train", "train")),
+                Part(f"{gsm} main train", lambda: GSM8K.from_hub(cfg, "train"), dataset=(gsm, "main", "train")),
+                Part(f"SimpleSpelling 200K {words}", lambda: SimpleSpelling(_words_alpha(cfg), 200_000)),
+                Part(f"SpellingBee 80K {words}", lambda: SpellingBee(_words_alpha(cfg), 80_000))]
     if phase == "mid":
-        return [Part("HuggingFaceTB/smol-smoltalk test", lambda: SmolTalk.from_hub(cfg, "test")),
-                Part("cais/mmlu all test[:5200]", lambda: MMLU.from_hub(cfg, "all", "test", stop=5200)),
-                Part("openai/gsm8k main test[:420]", lambda: GSM8K.from_hub(cfg, "test", stop=420))]
+        return [Part(f"{smol} test", lambda: SmolTalk.from_hub(cfg, "test"), dataset=(smol, "default", "test")),
+                Part(f"{mmlu} all test[:5200]", lambda: MMLU.from_hub(cfg, "all", "test", stop=5200),
+                     dataset=(mmlu, "all", "test")),
+                Part(f"{gsm} main test[:420]", lambda: GSM8K.from_hub(cfg, "test", stop=420),
+                     dataset=(gsm, "main", "test"))]
     if split == "train":
-        return [Part("allenai/ai2_arc ARC-Easy train", lambda: ARC.from_hub(cfg, "ARC-Easy", "train")),
-                Part("allenai/ai2_arc ARC-Challenge train", lambda: ARC.from_hub(cfg, "ARC-Challenge", "train")),
-                Part("openai/gsm8k main train", lambda: GSM8K.from_hub(cfg, "train")),
-                Part("HuggingFaceTB/smol-smoltalk train[:10000]", lambda: SmolTalk.from_hub(cfg, "train", stop=10_000)),
-                Part("SimpleSpelling 300 (words_alpha.txt)", lambda: SimpleSpelling(_words_alpha(cfg), 300)),
-                Part("SpellingBee 300 (words_alpha.txt)", lambda: SpellingBee(_words_alpha(cfg), 300))]
-    return [Part("HuggingFaceTB/smol-smoltalk test", lambda: SmolTalk.from_hub(cfg, "test"))]
+        return [Part(f"{arc} ARC-Easy train", lambda: ARC.from_hub(cfg, "ARC-Easy", "train"),
+                     dataset=(arc, "ARC-Easy", "train")),
+                Part(f"{arc} ARC-Challenge train", lambda: ARC.from_hub(cfg, "ARC-Challenge", "train"),
+                     dataset=(arc, "ARC-Challenge", "train")),
+                Part(f"{gsm} main train", lambda: GSM8K.from_hub(cfg, "train"), dataset=(gsm, "main", "train")),
+                Part(f"{smol} train[:10000]", lambda: SmolTalk.from_hub(cfg, "train", stop=10_000),
+                     dataset=(smol, "default", "train")),
+                Part(f"SimpleSpelling 300 {words}", lambda: SimpleSpelling(_words_alpha(cfg), 300)),
+                Part(f"SpellingBee 300 {words}", lambda: SpellingBee(_words_alpha(cfg), 300))]
+    return [Part(f"{smol} test", lambda: SmolTalk.from_hub(cfg, "test"), dataset=(smol, "default", "test"))]
 
 
 def _packaged_parts(phase: str, split: str) -> list[Part]:

@@ -73,5 +73,5 @@ def words_alpha(path: Path) -> tuple[str, ...]:
     """dwyl's words_alpha.txt as nanochat reads it (stripped lines, file order), fetched by `data fetch`."""
     path = Path(path)
     if not path.is_file():
-        raise PreflightError(f"the SpellingBee word list {path} is missing", "run `nanochat data fetch sft`")
+        raise PreflightError(f"the SpellingBee word list {path} is missing", "run `nanochat data fetch mid` (or `sft`)")
     return tuple(w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip())

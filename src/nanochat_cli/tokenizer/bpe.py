@@ -191,10 +191,10 @@ def train_tokenizer(cfg, progress=None) -> dict:
     if t.vocab_size < MIN_VOCAB:  # the config validates this too; kept for callers that build values by hand
         raise UsageError(f"tokenizer.vocab_size {t.vocab_size} is smaller than {MIN_VOCAB}",
                          f"set tokenizer.vocab_size to at least {MIN_VOCAB}")
-    if cfg.data.source == "embedded" and not shard_paths(cfg):
+    if cfg.data.source == "embedded":  # build it on first use; afterwards verify (~40 ms) and repair
         from nanochat_cli.data.embedded import ensure_embedded_corpus
 
-        if progress:
+        if progress and not shard_paths(cfg):
             progress("building the embedded corpus (first run only)…")
         ensure_embedded_corpus(cfg)
     train_files, val_file = list_shards(cfg)

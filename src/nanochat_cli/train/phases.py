@@ -47,17 +47,10 @@ def register(phase: str):
 
 
 def load_phase_tokenizer(cfg):
-    """The tokenizer training uses: the trained BPE (PreflightError naming `nanochat tokenizer train` when
-    missing), or the 256-byte tokenizer when `tokenizer.kind = "byte"` (learn mode, tests)."""
-    if cfg.tokenizer.kind == "byte":
-        from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+    """The tokenizer training uses (tokenizer.load_tokenizer: the trained BPE, PreflightError naming
+    `nanochat tokenizer train` when missing; the 256-byte one when `tokenizer.kind = "byte"`)."""
+    from nanochat_cli.tokenizer import load_tokenizer
 
-        return ByteTokenizer()
-    try:
-        from nanochat_cli.tokenizer import load_tokenizer
-    except ImportError:
-        raise PreflightError("the BPE tokenizer module is not available in this build",
-                             "set tokenizer.kind = \"byte\" or install a build with `nanochat tokenizer train`") from None
     return load_tokenizer(cfg)
 
 

@@ -50,11 +50,13 @@ class Progress:
         self._t0 = time.time()
         self._bar = None
         if enabled and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
 
             self._bar = RichProgress(TextColumn(f"[bold]{phase}[/]"), BarColumn(),
                                      TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                                     TimeRemainingColumn(), transient=False, redirect_stderr=False)
+                                     TimeRemainingColumn(), console=Console(file=sys.stderr),
+                                     transient=False, redirect_stderr=False, redirect_stdout=False)
             self._task = self._bar.add_task(phase, total=total, completed=start, info="")
             self._bar.start()
 
