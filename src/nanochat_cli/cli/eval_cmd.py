@@ -39,6 +39,8 @@ def core(ctx: typer.Context,
     from nanochat_cli.eval.core import run_core
 
     res = run_core(cfg, source or "base", step, progress=None if json else output.info)
+    if res["rank"] != 0:
+        return
     if json:
         return output.emit_json(res)
     rows = [(k, r["type"], r["shots"], r["rows"], _fmt(r["accuracy"]), _fmt(r["centered"]))
@@ -59,6 +61,8 @@ def bpb(ctx: typer.Context,
     from nanochat_cli.eval.bpb import run_bpb
 
     res = run_bpb(cfg, source or "base", step)
+    if res["rank"] != 0:
+        return
     if json:
         return output.emit_json(res)
     output.result(f"{res['source']} step {res['step']}: val bpb {res['bpb']:.4f} "
@@ -85,6 +89,8 @@ def chat(ctx: typer.Context,
     from nanochat_cli.eval.chat_eval import run_chat_eval
 
     res = run_chat_eval(cfg, cfg.chat.source, task, step, progress=None if json else output.info)
+    if res["rank"] != 0:
+        return
     if json:
         return output.emit_json(res)
     rows = [(k, r["type"], r["problems"], _fmt(r["accuracy"]), _fmt(r["centered"])) for k, r in res["tasks"].items()]
