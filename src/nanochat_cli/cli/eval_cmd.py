@@ -22,15 +22,6 @@ def _threads(cfg) -> None:
     torch.set_num_threads(cfg.train.threads or max(1, len(os.sched_getaffinity(0))))
 
 
-def _other_rank() -> bool:
-    """Under torchrun every rank evaluates its share but only rank 0 prints (one JSON document)."""
-    from nanochat_cli.train import dist
-
-    other = not dist.is_rank0()
-    dist.cleanup()
-    return other
-
-
 def _fmt(v) -> str:
     return "" if v is None else f"{v:.4f}"
 
@@ -48,7 +39,7 @@ def core(ctx: typer.Context,
     from nanochat_cli.eval.core import run_core
 
     res = run_core(cfg, source or "base", step, progress=None if json else output.info)
-    if _other_rank():
+    if res["rank"] != 0:
         return
     if json:
         return output.emit_json(res)
@@ -70,7 +61,7 @@ def bpb(ctx: typer.Context,
     from nanochat_cli.eval.bpb import run_bpb
 
     res = run_bpb(cfg, source or "base", step)
-    if _other_rank():
+    if res["rank"] != 0:
         return
     if json:
         return output.emit_json(res)
@@ -98,7 +89,7 @@ def chat(ctx: typer.Context,
     from nanochat_cli.eval.chat_eval import run_chat_eval
 
     res = run_chat_eval(cfg, cfg.chat.source, task, step, progress=None if json else output.info)
-    if _other_rank():
+    if res["rank"] != 0:
         return
     if json:
         return output.emit_json(res)

@@ -109,10 +109,14 @@ def run_bpb(cfg, source: str = "base", step: int | None = None) -> dict:
     dist.init(cfg.dist.backend, device.type)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     t0 = time.time()
-    bpb = evaluate_bpb(loaded.model, validation_batches(cfg, loaded.tokenizer, info.rank, info.world_size),
-                       token_byte_lengths(loaded.tokenizer), device, autocast)
+    try:
+        bpb = evaluate_bpb(loaded.model, validation_batches(cfg, loaded.tokenizer, info.rank, info.world_size),
+                           token_byte_lengths(loaded.tokenizer), device, autocast)
+    finally:
+        dist.cleanup()
     result = {"metric": "bpb", "bpb": bpb, "source": source, "step": loaded.step, "checkpoint": loaded.path,
-              "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0}
+              "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0, "world_size": info.world_size,
+              "rank": info.rank}
     if info.is_rank0:
         from nanochat_cli.eval.record import record_result
 

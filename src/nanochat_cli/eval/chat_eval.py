@@ -205,9 +205,13 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
     loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank))
     device = next(loaded.model.parameters()).device
     dist.init(cfg.dist.backend, device.type)
-    result = evaluate_chat_model(loaded.model, loaded.tokenizer, cfg, names, suite, device, info.rank,
-                                 info.world_size, progress=progress if info.is_rank0 else None)
-    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path})
+    try:
+        result = evaluate_chat_model(loaded.model, loaded.tokenizer, cfg, names, suite, device, info.rank,
+                                     info.world_size, progress=progress if info.is_rank0 else None)
+    finally:
+        dist.cleanup()
+    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "world_size": info.world_size,
+                   "rank": info.rank})
     if info.is_rank0:
         from nanochat_cli.eval.record import record_result
 

@@ -238,9 +238,13 @@ def run_core(cfg, source: str = "base", step: int | None = None,
     loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank))
     device = next(loaded.model.parameters()).device
     dist.init(cfg.dist.backend, device.type)  # no-op for a single process
-    result = evaluate_core(loaded.model, loaded.tokenizer, bundle, device, cfg.eval.core_max_per_task,
-                           info.rank, info.world_size, progress if info.is_rank0 else None)
-    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path})
+    try:
+        result = evaluate_core(loaded.model, loaded.tokenizer, bundle, device, cfg.eval.core_max_per_task,
+                               info.rank, info.world_size, progress if info.is_rank0 else None)
+    finally:
+        dist.cleanup()
+    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "world_size": info.world_size,
+                   "rank": info.rank})
     if info.is_rank0:
         from nanochat_cli.eval.record import record_result
 

@@ -34,7 +34,8 @@ def record_result(cfg, meta: dict, kind: str, result: dict, metrics: dict[str, A
     run_id = meta.get("run_id") or "eval"
     manifest = Manifest.create(paths, run_id, cfg, [])
     source = result.get("source", "base")
-    manifest.data.setdefault("evals", {})[f"{source}_{kind}"] = _jsonable(result)
+    entry = {k: v for k, v in result.items() if k not in ("rank", "world_size")}
+    manifest.data.setdefault("evals", {})[f"{source}_{kind}"] = _jsonable(entry)
     manifest.save()
     tracker = Tracker(cfg, manifest.run_dir, run_id, "eval")
     try:

@@ -216,9 +216,14 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     # ----- model and optimizers
     torch.manual_seed(cfg.train.seed)
     gpt_config = GPTConfig.from_config(cfg, tokenizer.vocab_size)
-    with torch.device(device):
-        raw_model = GPT(gpt_config)
-    raw_model.init_weights()
+    if cfg.model.file is not None:
+        from nanochat_cli.learn.loader import build_user_model
+
+        raw_model = build_user_model(cfg.model.file, gpt_config, device, dtype)  # their GPT, their init
+    else:
+        with torch.device(device):
+            raw_model = GPT(gpt_config)
+        raw_model.init_weights()
     init_note = "random init"
     if resume_ckpt is not None:
         _load_weights(raw_model, resume_ckpt.model_state, resume_ckpt.path)
@@ -230,7 +235,9 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
             raise NanochatError(f"{src.path} is not a {data.init_from} checkpoint")
         _load_weights(raw_model, src.model_state, src.path)
         init_note = f"initialised from {src.path}"
-    model = prepare_for_training(raw_model, cfg, device, dtype)
+    # A learner's model trains as written: prepare_for_training would swap in the reference's fused
+    # forward, loss head and attention kernel, and their code would never run.
+    model = raw_model if cfg.model.file is not None else prepare_for_training(raw_model, cfg, device, dtype)
     optimizers = build_optimizers(raw_model, cfg, world_size=info.world_size)
     n_params = sum(p.numel() for p in raw_model.parameters())
     num_iterations = data.num_iterations if data.num_iterations is not None else derive_num_iterations(cfg, n_params)

@@ -1,0 +1,64 @@
+"""`nanochat eval core|bpb` through the CLI on saved checkpoints, and CORE under torchrun (2 gloo ranks)
+equal to one process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import cli_env, in_netns
+from tests.eval.bundle import make_bundle
+from tests.eval.conftest import save_tiny_checkpoint
+from tests.eval.test_suite import write_shards
+
+ENV = {"NANOCHAT_TRAIN__THREADS": "1", "NANOCHAT_TRAIN__DEVICE": "cpu", "NANOCHAT_EVAL__CORE_MAX_PER_TASK": "7"}
+
+
+def test_eval_core_cli_table_and_json(run_cli, home):
+    save_tiny_checkpoint(home, "base", depth=4, seq_len=256)
+    make_bundle(home, rows=9)
+    r = run_cli("eval", "core", "--json", env=ENV)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["metric"] == "CORE" and set(doc["tasks"]) == {"arc_easy", "winograd", "lambada_openai"}
+    assert all(t["rows"] == 7 for t in doc["tasks"].values()) and doc["step"] == 10
+    r = run_cli("eval", "core", "--max-per-task", "5", env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "arc_easy" in r.stdout
+    assert "CORE " in r.stdout.splitlines()[-1]
+
+
+def test_eval_core_without_bundle_exit_3(run_cli, home):
+    save_tiny_checkpoint(home, "base", depth=4, seq_len=256)
+    r = run_cli("eval", "core", env=ENV)
+    assert r.returncode == 3 and "nanochat data fetch eval" in r.stderr
+
+
+def test_eval_bpb_cli(run_cli, home):
+    save_tiny_checkpoint(home, "base", depth=4, seq_len=256)
+    write_shards(home)
+    r = run_cli("eval", "bpb", "--json", env={**ENV, "NANOCHAT_EVAL__BPB_TOKENS": "4096"})
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["metric"] == "bpb" and 0 < doc["bpb"] < 20
+
+
+@pytest.mark.dist
+def test_core_two_ranks_equals_one(run_cli, home):
+    save_tiny_checkpoint(home, "base", depth=4, seq_len=256)
+    make_bundle(home, rows=9)
+    one = run_cli("eval", "core", "--json", env=ENV)
+    assert one.returncode == 0, one.stderr
+    cmd = in_netns([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                    "-m", "nanochat_cli", "eval", "core", "--json"])
+    two = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         env=cli_env({"NANOCHAT_HOME": str(home), **ENV}))
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = json.loads(one.stdout), json.loads(two.stdout)  # one document: only rank 0 prints
+    assert b["world_size"] == 2
+    for k in a["tasks"]:
+        assert a["tasks"][k]["accuracy"] == pytest.approx(b["tasks"][k]["accuracy"], abs=1e-9)
+    assert a["core"] == pytest.approx(b["core"], abs=1e-9)
