@@ -10,6 +10,7 @@ from nanochat_cli.model.gpt import GPT, GPTConfig
 from nanochat_cli.paths import Paths
 from nanochat_cli.tokenizer.byte_level import ByteTokenizer
 from nanochat_cli.train.checkpoint import save_checkpoint
+from tests.eval.conftest import default_depth
 
 
 def test_chat_without_checkpoint_names_the_fix(run_cli):
@@ -35,21 +36,21 @@ def _save_tiny(home, phase: str, depth: int) -> None:
 
 
 def test_chat_one_shot_answers_from_a_checkpoint(run_cli, home):
-    _save_tiny(home, "sft", 4)
+    _save_tiny(home, "sft", default_depth())
     r = run_cli("chat", "-i", "sft", "-p", "Hello, who are you?", "--temperature", "0", "--max-tokens", "12")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() != ""
 
 
 def test_chat_interactive_session_handles_commands_and_eof(run_cli, home):
-    _save_tiny(home, "sft", 4)
+    _save_tiny(home, "sft", default_depth())
     r = run_cli("chat", "--max-tokens", "5", input="hello\n/clear\nagain\n")  # ends with EOF (Ctrl-D)
     assert r.returncode == 0, r.stderr
     assert "conversation cleared" in r.stdout and r.stdout.count("model>") == 2
 
 
 def test_chat_base_completion(run_cli, home):
-    _save_tiny(home, "base", 4)
+    _save_tiny(home, "base", default_depth())
     r = run_cli("chat", "-i", "base", "-p", "The capital", "-t", "0", "--max-tokens", "8")
     assert r.returncode == 0, r.stderr
 

@@ -21,8 +21,17 @@ def tiny_model(seq_len: int = 512, seed: int = 0):
     return model, tok
 
 
-def save_tiny_checkpoint(home: Path, phase: str, depth: int = 4, step: int = 10, seq_len: int = 256) -> Path:
-    """A checkpoint of a tiny model under <home>/checkpoints/<phase>/d<depth>, loadable by load_for_inference."""
+def default_depth() -> int:
+    """model.depth of the default profile: where `nanochat chat/eval` look when no --depth is given."""
+    from nanochat_cli.config import load_config
+
+    return load_config(environ={}).config.model.depth
+
+
+def save_tiny_checkpoint(home: Path, phase: str, depth: int | None = None, step: int = 10, seq_len: int = 256) -> Path:
+    """A checkpoint of a tiny model under <home>/checkpoints/<phase>/d<depth> (default: the default profile's
+    depth), loadable by load_for_inference."""
+    depth = default_depth() if depth is None else depth
     from dataclasses import asdict
 
     from nanochat_cli.paths import Paths

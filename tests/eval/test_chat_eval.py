@@ -63,7 +63,7 @@ def test_mini_suite_on_tiny_model(home, model_tok):
 
 
 def test_eval_chat_cli_json(run_cli, home):
-    save_tiny_checkpoint(home, "sft", depth=4, seq_len=256)
+    save_tiny_checkpoint(home, "sft", seq_len=256)
     r = run_cli("eval", "chat", "-i", "sft", "-a", "quiz", "--json", env={"NANOCHAT_EVAL__CHAT_MAX_PROBLEMS": "5",
                                                                           "NANOCHAT_TRAIN__THREADS": "1"})
     assert r.returncode == 0, r.stderr

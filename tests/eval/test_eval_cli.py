@@ -18,7 +18,7 @@ ENV = {"NANOCHAT_TRAIN__THREADS": "1", "NANOCHAT_TRAIN__DEVICE": "cpu", "NANOCHA
 
 
 def test_eval_core_cli_table_and_json(run_cli, home):
-    save_tiny_checkpoint(home, "base", depth=4, seq_len=256)
+    save_tiny_checkpoint(home, "base", seq_len=256)
     make_bundle(home, rows=9)
     r = run_cli("eval", "core", "--json", env=ENV)
     assert r.returncode == 0, r.stderr
@@ -32,13 +32,13 @@ def test_eval_core_cli_table_and_json(run_cli, home):
 
 
 def test_eval_core_without_bundle_exit_3(run_cli, home):
-    save_tiny_checkpoint(home, "base", depth=4, seq_len=256)
+    save_tiny_checkpoint(home, "base", seq_len=256)
     r = run_cli("eval", "core", env=ENV)
     assert r.returncode == 3 and "nanochat data fetch eval" in r.stderr
 
 
 def test_eval_bpb_cli(run_cli, home):
-    save_tiny_checkpoint(home, "base", depth=4, seq_len=256)
+    save_tiny_checkpoint(home, "base", seq_len=256)
     write_shards(home)
     r = run_cli("eval", "bpb", "--json", env={**ENV, "NANOCHAT_EVAL__BPB_TOKENS": "4096"})
     assert r.returncode == 0, r.stderr
@@ -48,7 +48,7 @@ def test_eval_bpb_cli(run_cli, home):
 
 @pytest.mark.dist
 def test_core_two_ranks_equals_one(run_cli, home):
-    save_tiny_checkpoint(home, "base", depth=4, seq_len=256)
+    save_tiny_checkpoint(home, "base", seq_len=256)
     make_bundle(home, rows=9)
     one = run_cli("eval", "core", "--json", env=ENV)
     assert one.returncode == 0, one.stderr

@@ -39,7 +39,7 @@ def tiny_cfg(home):
 def make_pipeline_home(home, phases=("base", "mid", "sft")):
     write_shards(home)
     for p in phases:
-        save_tiny_checkpoint(home, p, depth=4, seq_len=256)
+        save_tiny_checkpoint(home, p, seq_len=256)
 
 
 def test_evals_with_bundle_land_in_metrics_and_manifest(home):
