@@ -71,3 +71,16 @@ def test_no_base_checkpoint_is_an_error(home):
     with pytest.raises(NanochatError) as e:
         run_speedrun_evals(tiny_cfg(home), "r3", progress=lambda s: None)
     assert "nanochat train base" in e.value.one_line()
+
+
+def test_base_bpb_recorded_by_training_is_reused(home):
+    from nanochat_cli.paths import Paths
+    from nanochat_cli.train.manifest import Manifest
+
+    make_pipeline_home(home, phases=("base",))
+    cfg = tiny_cfg(home)
+    m = Manifest.create(Paths(home), "r4", cfg, ["base"])
+    m.update_phase("base", status="done", step=10, metrics={"val_bpb": 1.5})
+    evals = run_speedrun_evals(cfg, "r4", progress=lambda s: None)
+    assert evals["base_bpb"]["bpb"] == 1.5 and evals["base_bpb"]["from"].startswith("base training")
+    assert json.loads((home / "runs" / "r4" / "manifest.json").read_text())["phases"]["base"]["step"] == 10
