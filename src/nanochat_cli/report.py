@@ -273,7 +273,9 @@ def render_markdown(data: dict, plots: dict[str, str]) -> str:
               for k, r in core["tasks"].items()]
     elif ev.get("base_mini"):
         m = ev["base_mini"]
-        L.append(f"- mini-suite score (not CORE): {_f(m['score'])}; {m.get('note', '')}")
+        L.append(f"- {m.get('score_name', 'mini-suite score')} (not CORE): {_f(m['score'])}; {m.get('note', '')}")
+        L += [f"  - {k}: accuracy {_f(r.get('accuracy'))} ({r.get('problems')} problems)"
+              for k, r in (m.get("tasks") or {}).items()]
     if not ev:
         L.append("No evaluations recorded yet: run the speedrun's eval stage or `nanochat eval ...`.")
     L.append("")

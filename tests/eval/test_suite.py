@@ -61,7 +61,8 @@ def test_evals_with_bundle_land_in_metrics_and_manifest(home):
 def test_without_bundle_the_base_gets_the_mini_suite_and_missing_mid_is_recorded(home):
     make_pipeline_home(home, phases=("base", "sft"))
     evals = run_speedrun_evals(tiny_cfg(home), "r2", progress=lambda s: None)
-    assert "base_core" not in evals and evals["base_mini"]["score_name"] == "mini-suite score"
+    assert "base_core" not in evals and list(evals["base_mini"]["tasks"]) == ["quiz"]
+    assert evals["base_mini"]["score"] == evals["base_mini"]["tasks"]["quiz"]["centered"]
     assert "fetch eval" in evals["base_mini"]["note"]
     assert evals["mid_chat"] == {"skipped": "no mid checkpoint"}
 

@@ -3,7 +3,7 @@ model, and chat evals of the mid and SFT models; every number goes to the run's 
 top-level "evals" key of its manifest, and is returned.
 
 Which chat suite runs follows sft.mixture (hub → ChatCORE, packaged → mini-suite), so an offline profile
-never needs a download. Problems per task are capped by eval.speedrun_max_problems (cpu-tiny: 10, which
+never needs a download. Problems per task are capped by eval.speedrun_max_problems (cpu-tiny: 5, which
 keeps the stage to a few tens of seconds on 2 cores); the standalone `eval` commands have no such cap.
 Base bpb is the training loop's final validation of the same checkpoint when the manifest has it (else
 min(eval.bpb_tokens, train.eval_tokens) tokens: 131K tokens cost ~3 min on a busy 2-core machine).
@@ -95,13 +95,18 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
                          **{f"core/{k}": v["centered"] for k, v in res["tasks"].items()}})
             progress(f"eval: base CORE {res['core']:.4f}")
         else:
-            res = evaluate_chat_model(base.model, base.tokenizer, cfg, list(MINI_TASKS), "mini", device,
-                                      max_problems=cap, progress=progress)
+            # A base model has not learned the chat format's answer endings, so generative tasks would only
+            # run to chat_max_tokens and score 0: it gets the mini-suite's multiple-choice part (scored by
+            # letter logits, ~1 s), and its score is that task's centered accuracy.
+            res = evaluate_chat_model(base.model, base.tokenizer, cfg, ["quiz"], "mini", device,
+                                      max_problems=cfg.eval.chat_max_problems, progress=progress)
+            res["score"] = res["tasks"]["quiz"]["centered"]
+            res["score_name"] = "mini-suite (quiz) centered"
             evals["base_mini"] = {**res, "step": base.step,
-                                  "note": "CORE eval bundle absent (`nanochat data fetch eval`): mini-suite instead"}
+                                  "note": "CORE eval bundle absent (`nanochat data fetch eval`): mini-suite quiz instead"}
             tracker.log({"step": base.step, "model": "base", "mini_suite": res["score"],
                          **{f"mini/{k}": v["accuracy"] for k, v in res["tasks"].items()}})
-            progress(f"eval: base mini-suite score {res['score']:.4f} (no CORE bundle)")
+            progress(f"eval: base mini-suite quiz centered {res['score']:.4f} (no CORE bundle)")
         del base
         suite = resolve_suite(cfg)
         names = list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)
