@@ -36,7 +36,10 @@ def make_run(home, run_id="run-a", profile="cpu-tiny", evals=True):
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"cut":')
     atomic_write_json(run_dir / "speedrun.json", {"stages": {"data": {"status": "done", "seconds": 3.0},
                                                              "eval": {"status": "done", "seconds": 20.0}}})
-    atomic_write_json(run_dir / "tokenizer_eval.json", {"news": {"ours": 4.1, "gpt2": 4.5}})
+    atomic_write_json(run_dir / "tokenizer_eval.json", {
+        "tokenizers": ["ours", "gpt2"], "vocab_sizes": {"ours": 4096, "gpt2": 50257}, "notes": [],
+        "texts": [{"text": "news", "bytes": 946, "results": {"ours": {"bytes_per_token": 2.642, "tokens": 358},
+                                                            "gpt2": {"bytes_per_token": 4.637, "tokens": 204}}}]})
     return cfg, run_dir
 
 
@@ -50,7 +53,7 @@ def test_report_markdown_and_plots(home):
     for needle in ("# nanochat report card: run-a", "## Environment", "torch", "1.2340", "**CORE: 0.0500**",
                    "| arc_easy | multiple_choice | 10 | 100 | 0.3000 | 0.0667 |", "| quiz | 0.4000 |",
                    "mini-suite score", "sft: skipped (no sft checkpoint)", "![loss](loss.png)", "![val_bpb](bpb.png)",
-                   "The capital of France is Paris", "What is 2+3? ⏎ Thanks", '"gpt2": 4.5', "| base | done | 10 |"):
+                   "The capital of France is Paris", "What is 2+3? ⏎ Thanks", '| news | 946 | 2.642 | 4.637 |', "gpt2 (50257)", "| base | done | 10 |"):
         assert needle in text, needle
     for png in ("loss.png", "bpb.png"):
         assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -151,6 +151,8 @@ def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
             timings.setdefault(stage, {"status": entry.get("status")})
             if entry.get("seconds") is not None:
                 timings[stage]["stage_seconds"] = entry["seconds"]
+    order = ("data", "tokenizer", *PHASE_ORDER, "eval", "report")
+    timings = dict(sorted(timings.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     total = sum(t.get("stage_seconds", t.get("seconds")) or 0 for t in timings.values())
     profile = manifest.get("profile") or run_cfg.get("profile") or cfg.profile
     gpu = _gpu_kind(profile, run_cfg)
@@ -247,6 +249,17 @@ def render_markdown(data: dict, plots: dict[str, str]) -> str:
     tok = data.get("tokenizer")
     if not tok:
         L += ["No tokenizer evaluation recorded (`tokenizer_eval.json`; the speedrun's tokenizer stage writes it).", ""]
+    elif isinstance(tok, dict) and isinstance(tok.get("texts"), list) and tok.get("tokenizers"):
+        names = list(tok["tokenizers"])
+        sizes = tok.get("vocab_sizes") or {}
+        L += ["UTF-8 bytes per token (higher = better compression):", "",
+              "| text | bytes | " + " | ".join(f"{n} ({sizes.get(n, '?')})" for n in names) + " |",
+              "|---|---|" + "---|" * len(names)]
+        for t in tok["texts"]:
+            res = t.get("results") or {}
+            L.append(f"| {t.get('text')} | {t.get('bytes', '—')} | "
+                     + " | ".join(_f((res.get(n) or {}).get("bytes_per_token"), 3) for n in names) + " |")
+        L += [f"- note: {n}" for n in tok.get("notes") or []] + [""]
     else:
         L += ["```json", json.dumps(tok, indent=2, sort_keys=True)[:6000], "```", ""]
 
@@ -273,7 +286,9 @@ def render_markdown(data: dict, plots: dict[str, str]) -> str:
               for k, r in core["tasks"].items()]
     elif ev.get("base_mini"):
         m = ev["base_mini"]
-        L.append(f"- mini-suite score (not CORE): {_f(m['score'])}; {m.get('note', '')}")
+        L.append(f"- {m.get('score_name', 'mini-suite score')} (not CORE): {_f(m['score'])}; {m.get('note', '')}")
+        L += [f"  - {k}: accuracy {_f(r.get('accuracy'))} ({r.get('problems')} problems)"
+              for k, r in (m.get("tasks") or {}).items()]
     if not ev:
         L.append("No evaluations recorded yet: run the speedrun's eval stage or `nanochat eval ...`.")
     L.append("")

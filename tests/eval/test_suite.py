@@ -61,7 +61,8 @@ def test_evals_with_bundle_land_in_metrics_and_manifest(home):
 def test_without_bundle_the_base_gets_the_mini_suite_and_missing_mid_is_recorded(home):
     make_pipeline_home(home, phases=("base", "sft"))
     evals = run_speedrun_evals(tiny_cfg(home), "r2", progress=lambda s: None)
-    assert "base_core" not in evals and evals["base_mini"]["score_name"] == "mini-suite score"
+    assert "base_core" not in evals and list(evals["base_mini"]["tasks"]) == ["quiz"]
+    assert evals["base_mini"]["score"] == evals["base_mini"]["tasks"]["quiz"]["centered"]
     assert "fetch eval" in evals["base_mini"]["note"]
     assert evals["mid_chat"] == {"skipped": "no mid checkpoint"}
 
@@ -71,3 +72,16 @@ def test_no_base_checkpoint_is_an_error(home):
     with pytest.raises(NanochatError) as e:
         run_speedrun_evals(tiny_cfg(home), "r3", progress=lambda s: None)
     assert "nanochat train base" in e.value.one_line()
+
+
+def test_base_bpb_recorded_by_training_is_reused(home):
+    from nanochat_cli.paths import Paths
+    from nanochat_cli.train.manifest import Manifest
+
+    make_pipeline_home(home, phases=("base",))
+    cfg = tiny_cfg(home)
+    m = Manifest.create(Paths(home), "r4", cfg, ["base"])
+    m.update_phase("base", status="done", step=10, metrics={"val_bpb": 1.5})
+    evals = run_speedrun_evals(cfg, "r4", progress=lambda s: None)
+    assert evals["base_bpb"]["bpb"] == 1.5 and evals["base_bpb"]["from"].startswith("base training")
+    assert json.loads((home / "runs" / "r4" / "manifest.json").read_text())["phases"]["base"]["step"] == 10

@@ -3,8 +3,10 @@ model, and chat evals of the mid and SFT models; every number goes to the run's 
 top-level "evals" key of its manifest, and is returned.
 
 Which chat suite runs follows sft.mixture (hub → ChatCORE, packaged → mini-suite), so an offline profile
-never needs a download. Problems per task are capped by eval.speedrun_max_problems (cpu-tiny: 20, which
+never needs a download. Problems per task are capped by eval.speedrun_max_problems (cpu-tiny: 5, which
 keeps the stage to a few tens of seconds on 2 cores); the standalone `eval` commands have no such cap.
+Base bpb is the training loop's final validation of the same checkpoint when the manifest has it (else
+min(eval.bpb_tokens, train.eval_tokens) tokens: 131K tokens cost ~3 min on a busy 2-core machine).
 A phase without a checkpoint is recorded as skipped with the reason, never silently left out.
 """
 
@@ -39,6 +41,18 @@ def _bundle_present(cfg) -> bool:
         return False
 
 
+def _recorded_val_bpb(run_dir, step: int) -> float | None:
+    """The base phase's val_bpb at `step` as the training loop recorded it in the manifest, if any."""
+    import json
+
+    try:
+        base = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["phases"]["base"]
+    except (OSError, ValueError, KeyError):
+        return None
+    v = (base.get("metrics") or {}).get("val_bpb")
+    return float(v) if base.get("step") == step and isinstance(v, (int, float)) else None
+
+
 def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say) -> dict[str, Any]:
     from nanochat_cli.eval.bpb import evaluate_bpb, token_byte_lengths, validation_batches
     from nanochat_cli.eval.chat_eval import MINI_TASKS, CHATCORE_TASKS, evaluate_chat_model, resolve_suite
@@ -61,9 +75,16 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
         base = load_for_inference(cfg, "base", device=device_name)
         device = next(base.model.parameters()).device
         t0 = time.time()
-        bpb = evaluate_bpb(base.model, validation_batches(cfg, base.tokenizer), token_byte_lengths(base.tokenizer),
-                           device)
-        evals["base_bpb"] = {"bpb": bpb, "step": base.step, "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0}
+        recorded = _recorded_val_bpb(run_dir, base.step)
+        if recorded is not None:  # the loop's last-step eval of this very checkpoint: no need to redo it
+            bpb = recorded
+            evals["base_bpb"] = {"bpb": bpb, "step": base.step, "tokens": cfg.train.eval_tokens, "seconds": 0.0,
+                                 "from": "base training's final validation"}
+        else:
+            tokens = min(cfg.eval.bpb_tokens, cfg.train.eval_tokens)
+            bpb = evaluate_bpb(base.model, validation_batches(cfg, base.tokenizer, tokens=tokens),
+                               token_byte_lengths(base.tokenizer), device)
+            evals["base_bpb"] = {"bpb": bpb, "step": base.step, "tokens": tokens, "seconds": time.time() - t0}
         tracker.log({"step": base.step, "model": "base", "val_bpb": bpb})
         progress(f"eval: base val bpb {bpb:.4f}")
         if _bundle_present(cfg):
@@ -74,13 +95,18 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
                          **{f"core/{k}": v["centered"] for k, v in res["tasks"].items()}})
             progress(f"eval: base CORE {res['core']:.4f}")
         else:
-            res = evaluate_chat_model(base.model, base.tokenizer, cfg, list(MINI_TASKS), "mini", device,
-                                      max_problems=cap, progress=progress)
+            # A base model has not learned the chat format's answer endings, so generative tasks would only
+            # run to chat_max_tokens and score 0: it gets the mini-suite's multiple-choice part (scored by
+            # letter logits, ~1 s), and its score is that task's centered accuracy.
+            res = evaluate_chat_model(base.model, base.tokenizer, cfg, ["quiz"], "mini", device,
+                                      max_problems=cfg.eval.chat_max_problems, progress=progress)
+            res["score"] = res["tasks"]["quiz"]["centered"]
+            res["score_name"] = "mini-suite (quiz) centered"
             evals["base_mini"] = {**res, "step": base.step,
-                                  "note": "CORE eval bundle absent (`nanochat data fetch eval`): mini-suite instead"}
+                                  "note": "CORE eval bundle absent (`nanochat data fetch eval`): mini-suite quiz instead"}
             tracker.log({"step": base.step, "model": "base", "mini_suite": res["score"],
                          **{f"mini/{k}": v["accuracy"] for k, v in res["tasks"].items()}})
-            progress(f"eval: base mini-suite score {res['score']:.4f} (no CORE bundle)")
+            progress(f"eval: base mini-suite quiz centered {res['score']:.4f} (no CORE bundle)")
         del base
         suite = resolve_suite(cfg)
         names = list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)
