@@ -128,6 +128,6 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
     evals["seconds"] = time.time() - t_all
     manifest_path = run_dir / "manifest.json"
     manifest = Manifest.load(run_dir) if manifest_path.is_file() else Manifest.create(paths, run_id, cfg, [])
-    manifest.data["evals"] = evals
+    manifest.data.setdefault("evals", {}).update(evals)  # keep results recorded by standalone `nanochat eval`
     manifest.save()
     return evals
