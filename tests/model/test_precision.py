@@ -51,7 +51,7 @@ def test_compile_choice(home, monkeypatch):
     from nanochat_cli.model import precision
 
     monkeypatch.setattr(precision, "compiler_available", lambda: (False, "no C++ compiler found"))
-    assert resolve_compile(cfg(), torch.device("cpu")) == (False, "no C++ compiler found")
+    assert resolve_compile(cfg(**{"train.compile": "auto"}), torch.device("cpu")) == (False, "no C++ compiler found")
     with pytest.raises(UsageError, match="no C\\+\\+ compiler"):
         resolve_compile(cfg(**{"train.compile": "on"}), torch.device("cpu"))
 
