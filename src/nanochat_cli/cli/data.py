@@ -98,14 +98,19 @@ def fetch(ctx: typer.Context,
 
 @app.command("status")
 def status(ctx: typer.Context,
-           what: Annotated[str, typer.Argument(help="base, mid, sft, eval or all")] = "all",
+           what: Annotated[Optional[str], typer.Argument(
+               help="base, mid, sft, eval or all (default: what this profile's pipeline needs)")] = None,
            profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Show which datasets are present and load (each is loaded for real, offline); never downloads."""
-    what = _phase_word(what)
     cfg = build_config(ctx, profile, config).config
     from nanochat_cli.data import hub
 
-    report = hub.check(cfg, hub.parse_phases(what))
-    _print_report(report, json, f"data for {what} (offline check)")
+    if what is None:
+        phases = hub.phases_needed(cfg)
+        what = " ".join(phases) if len(phases) > 1 else phases[0]
+    else:
+        phases = hub.parse_phases(_phase_word(what))
+    report = hub.check(cfg, phases)
+    _print_report(report, json, f"data for {what} (offline check, profile {cfg.profile})")
     if report.problems:
-        raise PreflightError(report.problem_line(), f"run `nanochat data fetch {what}`")
+        raise PreflightError(report.problem_line(), f"run `nanochat data fetch {what if len(phases) == 1 else 'all'}`")

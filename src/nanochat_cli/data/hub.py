@@ -68,6 +68,17 @@ def parse_phases(word: str) -> list[str]:
     return [word]
 
 
+def phases_needed(cfg) -> list[str]:
+    """What this configuration's pipeline will load: base always; mid/SFT only with `hub` mixtures (the
+    `packaged` ones ship in PyPI packages); the eval downloads only for fineweb (GPU) runs, since the CPU
+    profiles evaluate on the packaged mini-suite."""
+    phases = ["base"]
+    phases += [p for p in ("mid", "sft") if getattr(cfg, p).mixture == "hub"]
+    if cfg.data.source == "fineweb":
+        phases.append("eval")
+    return phases
+
+
 def _phase_of(split: DatasetSplit) -> str:
     return next((p for p in PHASES if split in REQUIRED[p]), "all")
 
