@@ -188,18 +188,17 @@ def stage_data(cfg, run_id: str) -> dict:
         if result.failed:
             raise NanochatError(f"{len(result.failed)} shard(s) failed to download: "
                                 + ", ".join(f.name for f in result.failed), "rerun `nanochat speedrun` to retry them")
-        out = {"shards": len(result.results) if hasattr(result, "results") else None, "source": "fineweb"}
-    phases = [p for p in ("mid", "sft") if getattr(cfg, p).mixture == "hub"] + \
-        (["eval"] if cfg.data.source == "fineweb" else [])
-    if phases:
-        from nanochat_cli.data import hub
+        out = {"shards": len(result.results), "source": "fineweb", "validation": result.validation}
+    from nanochat_cli.data import hub
 
+    phases = [p for p in hub.phases_needed(cfg) if p != "base"]  # base was just fetched/verified above
+    if phases:
         report = hub.check(cfg, phases)
         if report.problems:
             report = hub.fetch(cfg, phases)
         if report.problems:
             raise NanochatError(report.problem_line(), f"run `nanochat data fetch {' '.join(phases)}` where there is network")
-        out["datasets"] = len(report.rows) if hasattr(report, "rows") else None
+        out["datasets"] = report.to_json()
     return out
 
 
