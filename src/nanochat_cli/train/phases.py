@@ -88,12 +88,9 @@ def base_data(cfg, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:
                          f"set train.eval_tokens to at least {per_step}")
     train = TokenLoader(train_files, tokenizer, B, T, rank=rank, world_size=world_size)
 
-    def val():
-        loader = TokenLoader([val_file], tokenizer, B, T, rank=rank, world_size=world_size)
-        try:
-            for _, batch in zip(range(val_steps), loader):
-                yield batch
-        finally:
-            loader.close()
+    def val():  # the same validation stream `nanochat eval bpb` reads, cut to train.eval_tokens
+        from nanochat_cli.eval.bpb import validation_batches
+
+        return validation_batches(cfg, tokenizer, rank, world_size, tokens=cfg.train.eval_tokens)
 
     return PhaseData(train=train, val=val, val_steps=val_steps)
