@@ -19,11 +19,9 @@ from typing import Callable
 
 from nanochat_cli.errors import NanochatError, UsageError
 from nanochat_cli.paths import PHASES, Paths
+from nanochat_cli.train.manifest import PLACEHOLDER_NAMES
 
 OK, WARN, FAIL, SKIP, NA = "ok", "warn", "fail", "skip", "n/a"
-# Names people type when they mean "whatever" (training replaces the same kind with a generated id).
-PLACEHOLDER_RUN_NAMES = {"dummy", "test", "tests", "run", "tmp", "temp", "foo", "bar", "baz", "debug", "untitled",
-                         "default", "xxx", "asdf", "example", "my-run", "myrun", "name", "changeme", "none", "null"}
 # Bytes per parameter in one checkpoint: fp32 weights (4) + optimizer state (~8: AdamW's two moments,
 # Muon's one momentum buffer plus its share), a ~12 B/param upper bound used for the disk estimate.
 CKPT_BYTES_PER_PARAM = 12
@@ -252,7 +250,7 @@ def check_run_name(ctx: Context) -> list[Result]:
     run = ctx.cfg.track.run
     if not run:
         return [Result("run name", OK, "generated per run")]
-    if run.lower() in PLACEHOLDER_RUN_NAMES:
+    if run.lower() in PLACEHOLDER_NAMES:
         return [Result("run name", WARN, f"'{run}' looks like a placeholder: its runs/, wandb and logs mix with "
                                          "every other run named that", "pass a descriptive --run, e.g. d20-a100x8-v1")]
     return [Result("run name", OK, run)]

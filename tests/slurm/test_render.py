@@ -46,10 +46,10 @@ def test_a100x8_speedrun_has_every_required_line(run_cli, home, tmp_path):
     assert 'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)' in text
     assert "MASTER_PORT=$(( 20000 + SLURM_JOB_ID % 20000 ))" in text
     for want in ("srun --export=ALL --nodes=1 --ntasks-per-node=1", "torchrun --nnodes=1 --nproc-per-node=8",
-                 "--rdzv-backend=c10d", '--rdzv-id="$SLURM_JOB_ID"', "trap on_usr2 USR2",
+                 "--rdzv-backend=c10d", '--rdzv-id="$SLURM_JOB_ID"', '--no-python -- "$@"', "trap on_usr2 USR2",
                  'scontrol requeue "$SLURM_JOB_ID"', "nanochat doctor --phase base,mid,sft\n",
                  "launch nanochat train base\n", "launch nanochat train mid\n", "launch nanochat train sft\n",
-                 "launch nanochat resume\n"):
+                 "launch nanochat resume --phase base --run speedrun\n"):
         assert want in text, want
     # doctor runs before the first launch
     assert text.index("nanochat doctor") < text.index("launch nanochat train base")
@@ -150,7 +150,7 @@ def test_one_bad_value_through_the_real_command(run_cli, tmp_path):
 # --- running the rendered script with stand-ins for Slurm and the CLI ----------------------------------
 
 STUB_SRUN = '#!/bin/bash\nwhile [ "${1#--}" != "$1" ]; do shift; done\nexec "$@"\n'
-STUB_TORCHRUN = '#!/bin/bash\nwhile [ "$1" != --no-python ]; do shift; done\nshift\nexec "$@"\n'
+STUB_TORCHRUN = '#!/bin/bash\nwhile [ "$1" != --no-python ]; do shift; done\nshift\n[ "$1" = -- ] && shift\nexec "$@"\n'
 STUB_SCONTROL = ('#!/bin/bash\nif [ "$1 $2" = "show hostnames" ]; then echo node1; echo node2; exit 0; fi\n'
                  'echo "scontrol $*" >> "$STUB_LOG"\n')
 # Records each call's argv as one JSON line and the NANOCHAT_HOME it saw; exit code from STUB_RC_<word>.
@@ -233,8 +233,10 @@ def test_restart_skips_finished_phases_and_resumes_the_interrupted_one(run_cli, 
     state.write_text("started base\ndone base\nstarted mid\n")  # the job was requeued during mid
     r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="1")
     assert r.returncode == 0, r.stderr
-    assert calls == ["nanochat doctor --phase base,mid,sft", "nanochat resume", "nanochat train sft"]
-    assert "mid: restarted after a requeue: nanochat resume" in r.stdout
+    # the requeued step continues its own phase of its own run (never another run sharing the home)
+    assert calls == ["nanochat doctor --phase base,mid,sft", "nanochat resume --phase mid --run drill",
+                     "nanochat train sft"]
+    assert "mid: restarted after a requeue: nanochat resume --phase mid --run drill" in r.stdout
     r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="2", STUB_RC_train="1")
     assert calls == ["nanochat doctor --phase base,mid,sft"] and r.returncode == 0  # all done already
 

@@ -55,10 +55,12 @@ def test_nproc_flag_relaunches_under_torchrun(home, tmp_path, run_cli):
 
     write_shards(home)
     cfg = tiny_config_file(tmp_path, iters=4, eval_every=2, save_every=2)
-    r = run_cli("train", "base", "--nproc", "2", "--config", str(cfg), "--json", netns=True)
+    # --run: torchrun's argparse once took it for an abbreviation of its own --run-path
+    r = run_cli("train", "base", "--nproc", "2", "--run", "ddp-run", "--config", str(cfg), "--json", netns=True)
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout)  # exactly one JSON document: only rank 0 prints
     assert result["status"] == "done" and result["step"] == 4
+    assert (home / "runs" / "ddp-run" / "manifest.json").is_file()
     ck = home / "checkpoints" / "base" / "d2" / "step_000004"
     assert {"optim_rank0.pt", "optim_rank1.pt"} <= {p.name for p in ck.iterdir()}
     meta = json.loads((ck / "meta.json").read_text())

@@ -9,8 +9,8 @@ from nanochat_cli.train import dist
 
 def test_torchrun_command_strips_nproc_and_keeps_everything_else():
     cmd = dist.torchrun_command(["--home", "/h", "train", "base", "--nproc", "4", "--depth", "2", "--nproc=4"], 4)
-    assert cmd[:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m"]
-    assert cmd[6:] == ["nanochat_cli", "--home", "/h", "train", "base", "--depth", "2"]
+    assert cmd[:7] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m", "--"]
+    assert cmd[7:] == ["nanochat_cli", "--home", "/h", "train", "base", "--depth", "2"]
 
 
 def test_dist_info_reads_torchrun_variables(monkeypatch):

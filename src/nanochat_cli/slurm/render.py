@@ -148,9 +148,9 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
     if not RUN_ID.fullmatch(run):
         raise UsageError(f"run name {run!r} is not usable as a directory and job label",
                          "use letters, digits and ._+- (e.g. --run d20-speedrun)")
-    from nanochat_cli.doctor import PLACEHOLDER_RUN_NAMES
+    from nanochat_cli.train.manifest import PLACEHOLDER_NAMES
 
-    if run.lower() in PLACEHOLDER_RUN_NAMES:
+    if run.lower() in PLACEHOLDER_NAMES:
         # Training swaps placeholder names for generated ids, so the job's logs and the run would part ways.
         raise UsageError(f"run name {run!r} looks like a placeholder", "pass a descriptive --run, e.g. d20-a100x8-v1")
     paths = Paths(Path(os.path.abspath(cfg.home_dir)))
@@ -186,7 +186,9 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
         step = Step("command", tuple(command), tuple(command))
         one(s.job_name, [step], ("--phase", "none"), f"A custom nanochat command (see the last step) on {s.nodes} node(s).", ())
         return out
-    steps = [Step(p, ("train", p) + conf, ("resume",) + conf) for p in phases]
+    # A requeued step continues its own phase of its own run: `resume --phase P --run R` resumes from the
+    # checkpoint, starts P when the signal came before P wrote anything, and is a no-op when P had finished.
+    steps = [Step(p, ("train", p) + conf, ("resume", "--phase", p, "--run", run) + conf) for p in phases]
     if s.per_phase:
         prev = None
         for p, st in zip(phases, steps):

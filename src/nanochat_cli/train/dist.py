@@ -129,8 +129,10 @@ def strip_nproc(argv: list[str]) -> list[str]:
 
 
 def torchrun_command(argv: list[str], nproc: int) -> list[str]:
+    # `--` ends torchrun's own options: its argparse matches abbreviations anywhere on the line, so without it
+    # our `--run NAME` is refused as "ambiguous option: --run could match --run-path".
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "nanochat_cli", *strip_nproc(argv)]
+            "-m", "--", "nanochat_cli", *strip_nproc(argv)]
 
 
 def relaunch_under_torchrun(argv: list[str], nproc: int) -> None:

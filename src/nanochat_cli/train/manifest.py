@@ -23,7 +23,10 @@ PENDING, RUNNING, INTERRUPTED, DONE, FAILED = "pending", "running", "interrupted
 UNFINISHED = (RUNNING, INTERRUPTED, FAILED, PENDING)
 # Names people type when they do not care; the fork this project learns from skipped mid/SFT for
 # WANDB_RUN=dummy. Here a name never changes what runs: a placeholder only gets a generated name.
-PLACEHOLDER_NAMES = {"", "dummy", "test", "none", "null", "default", "run", "tmp", "temp", "foo", "xxx"}
+# Names people type when they mean "whatever": training swaps them for a generated id, doctor warns about
+# them and the Slurm renderer refuses them (a job's logs would part ways with its run).
+PLACEHOLDER_NAMES = {"", "dummy", "test", "tests", "run", "tmp", "temp", "foo", "bar", "baz", "debug", "untitled",
+                     "default", "xxx", "asdf", "example", "my-run", "myrun", "name", "changeme", "none", "null"}
 
 
 def _now() -> str:
@@ -34,17 +37,25 @@ def generate_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
+def named_run(name: str | None) -> str | None:
+    """The run directory a user-given name refers to, or None for empty/placeholder names."""
+    raw = (name or "").strip()
+    if raw.lower() in PLACEHOLDER_NAMES:
+        return None
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip(".-") or None
+
+
 def resolve_run_id(name: str | None) -> str:
     """A safe directory name for the run: the user's name, or a generated one for empty/placeholder
     names (with a warning on stderr; never anything else)."""
-    raw = (name or "").strip()
-    if raw.lower() in PLACEHOLDER_NAMES:
+    safe = named_run(name)
+    if safe is None:
         generated = generate_run_id()
-        if raw:
+        raw = (name or "").strip()
+        if raw and raw.lower() in PLACEHOLDER_NAMES:
             sys.stderr.write(f"warning: run name {raw!r} looks like a placeholder; using {generated!r} "
                              "(a run name never changes which phases run)\n")
         return generated
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip(".-") or generate_run_id()
     return safe
 
 

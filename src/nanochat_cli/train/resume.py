@@ -1,10 +1,15 @@
 """`nanochat resume`: decide what to continue (a plan), then run it with the one loop.
 
-Without `--from`: the most recently updated run whose manifest has an unfinished phase; that phase
-resumes from its newest valid checkpoint of that run (or starts over when it has none), then the run's
-remaining phases follow. With `--from P`: P's prerequisite checkpoint must exist and verify, then P and
-the phases after it run from scratch. The plan is computed from disk only (milliseconds) so `--dry-run`
-shows exactly what a real call would do. It does not fetch data or train tokenizers (speedrun does).
+Which run: the one named by `--run` / `track.run` (a Slurm job always names its run, so two jobs that
+share a home never continue each other's runs), else the most recently updated run with an unfinished
+phase. Without `--from`: that run's first unfinished phase resumes from its newest valid checkpoint of
+that run (or starts over when it has none), then the run's remaining phases follow; a named run with
+nothing left is "nothing to do" (exit 0), so a requeued job that was signalled just after its phase
+finished does not fail. `--phase P` continues only P (resume, start, or nothing when P is done): what
+a requeued Slurm step runs, since it knows its phase even when the run never got to write a manifest.
+With `--from P`: P's prerequisite checkpoint must exist and verify, then P and the phases after it run
+from scratch. The plan is computed from disk only (milliseconds) so `--dry-run` shows exactly what a
+real call would do. It does not fetch data or train tokenizers (speedrun does).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from nanochat_cli.errors import PreflightError, UsageError
 from nanochat_cli.paths import PHASES, Paths
 from nanochat_cli.train import checkpoint as ck
-from nanochat_cli.train.manifest import DONE, PENDING, Manifest, latest_unfinished_run, list_runs
+from nanochat_cli.train.manifest import DONE, PENDING, Manifest, latest_unfinished_run, list_runs, named_run
 from nanochat_cli.train.phases import INIT_FROM
 
 
@@ -34,10 +39,12 @@ class ResumePlan:
     run_dir: str | None
     config_file: str | None
     steps: list[PlanStep] = field(default_factory=list)
+    note: str | None = None  # why there is nothing to do, when `steps` is empty
 
     def lines(self) -> list[str]:
         head = f"run {self.run_id}" if self.run_id else "a new run"
-        return [f"{head}:"] + [f"  {s.phase}: {s.action} — {s.detail}" for s in self.steps]
+        body = [f"  {s.phase}: {s.action} — {s.detail}" for s in self.steps]
+        return [f"{head}:"] + (body or [f"  {self.note or 'nothing to do'}"])
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -52,13 +59,65 @@ def _run_checkpoint_step(ckpt_dir: Path, run_id: str) -> int | None:
     return step if meta.get("run_id") == run_id else None
 
 
-def plan_resume(paths: Paths, depth_of=None, from_phase: str | None = None) -> ResumePlan:
-    """What `nanochat resume [--from P]` will do. `depth_of(manifest)` gives a run's model depth."""
+def _load_named(paths: Paths, name: str) -> Manifest | None:
+    path = paths.run_dir(name) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        return Manifest.load(paths.run_dir(name))
+    except (OSError, ValueError, KeyError) as e:
+        raise UsageError(f"the manifest of run {name!r} ({path}) is unreadable: {e}",
+                         "restore it from a backup, or start the phase again with `nanochat train`") from None
+
+
+def _phase_step(paths: Paths, m: Manifest | None, phase: str) -> PlanStep:
+    """Resume `phase` from its newest checkpoint of run `m`, or start it when there is none."""
+    step = _run_checkpoint_step(paths.checkpoint_dir(phase, m.data.get("depth")), m.run_id) if m else None
+    if step is not None:
+        total = m.phases.get(phase, {}).get("num_iterations", "?")
+        where = paths.checkpoint_dir(phase, m.data.get("depth")) / ck.step_dir_name(step)
+        return PlanStep(phase, "resume", f"from step {step} of {total} ({where})", step)
+    was = m.phases.get(phase, {}).get("status", PENDING) if m else "never started"
+    return PlanStep(phase, "start", f"from step 0 (was {was}, no checkpoint of this run)")
+
+
+def _plan(m: Manifest | None, name: str | None, paths: Paths, steps: list[PlanStep], note: str | None = None):
+    run_id = m.run_id if m else name
+    run_dir = paths.run_dir(run_id) if run_id else None
+    config_file = run_dir / "config.toml" if run_dir is not None and (run_dir / "config.toml").is_file() else None
+    return ResumePlan(run_id, str(run_dir) if run_dir else None, str(config_file) if config_file else None,
+                      steps, note)
+
+
+def plan_resume(paths: Paths, depth_of=None, from_phase: str | None = None, run: str | None = None,
+                phase: str | None = None) -> ResumePlan:
+    """What `nanochat resume [--run NAME] [--from P | --phase P]` will do."""
+    name = named_run(run)
+    for flag, value in (("--from", from_phase), ("--phase", phase)):
+        if value is not None and value not in PHASES:
+            raise UsageError(f"{flag} must be one of {', '.join(PHASES)}, not {value!r}")
+    if from_phase is not None and phase is not None:
+        raise UsageError("--from and --phase ask for different things",
+                         "use --from P to rerun P and later phases from scratch, --phase P to continue only P")
+    if phase is not None:
+        if name is not None:
+            m = _load_named(paths, name)
+        else:
+            runs = list_runs(paths)
+            if not runs:
+                raise UsageError(f"nothing to resume: no run yet, so --phase {phase} has no run to continue",
+                                 f"start one with `nanochat train {phase}` (or name it: --run NAME)")
+            m = runs[-1]
+        if m is not None and m.phases.get(phase, {}).get("status") == DONE:
+            return _plan(m, name, paths, [], f"{phase} is already done; nothing to resume")
+        return _plan(m, name, paths, [_phase_step(paths, m, phase)])
+
     if from_phase is not None:
-        if from_phase not in PHASES:
-            raise UsageError(f"--from must be one of {', '.join(PHASES)}, not {from_phase!r}")
-        runs = list_runs(paths)
-        m = runs[-1] if runs else None
+        if name is not None:
+            m = _load_named(paths, name)
+        else:
+            runs = list_runs(paths)
+            m = runs[-1] if runs else None
         depth = m.data.get("depth") if m else None
         pre = INIT_FROM[from_phase]
         steps = []
@@ -76,29 +135,29 @@ def plan_resume(paths: Paths, depth_of=None, from_phase: str | None = None) -> R
         for p in PHASES[PHASES.index(from_phase):]:
             init = f"weights from the latest {INIT_FROM[p]} checkpoint" if INIT_FROM[p] else "random init"
             steps.append(PlanStep(p, "start", f"from step 0 ({init})"))
-        return ResumePlan(m.run_id if m else None, str(m.run_dir) if m else None,
-                          str(m.run_dir / "config.toml") if m else None, steps)
+        return _plan(m, name, paths, steps)
 
-    m = latest_unfinished_run(paths)
-    if m is None:
-        raise UsageError("nothing to resume: no run has an unfinished phase",
-                         "start one with `nanochat train base` or `nanochat speedrun`")
-    depth = m.data.get("depth")
+    if name is not None:
+        m = _load_named(paths, name)
+        if m is None:
+            have = ", ".join(r.run_id for r in list_runs(paths)[-5:]) or "none yet"
+            raise UsageError(f"nothing to resume: there is no run named {name!r} in {paths.runs} (runs: {have})",
+                             f"start it with `nanochat train base --run {name}`, or name an existing run")
+        if m.next_unfinished() is None:
+            return _plan(m, name, paths, [], "every phase is done; nothing to resume")
+    else:
+        m = latest_unfinished_run(paths)
+        if m is None:
+            raise UsageError("nothing to resume: no run has an unfinished phase",
+                             "start one with `nanochat train base` or `nanochat speedrun`")
     steps = []
-    started = False
     for phase, entry in m.phases.items():
-        if entry.get("status") == DONE and not started:
+        if entry.get("status") == DONE and not steps:
             continue
-        started = True
-        step = _run_checkpoint_step(paths.checkpoint_dir(phase, depth), m.run_id) if not steps else None
-        if step is not None:
-            total = entry.get("num_iterations", "?")
-            steps.append(PlanStep(phase, "resume", f"from step {step} of {total} "
-                                  f"({paths.checkpoint_dir(phase, depth) / ck.step_dir_name(step)})", step))
-        else:
-            was = entry.get("status", PENDING)
-            steps.append(PlanStep(phase, "start", f"from step 0 (was {was}, no checkpoint of this run)"))
-    return ResumePlan(m.run_id, str(m.run_dir), str(m.run_dir / "config.toml"), steps)
+        # Only the first unfinished phase can have a checkpoint of this run; the ones after it start over.
+        steps.append(_phase_step(paths, m, phase) if not steps else
+                     PlanStep(phase, "start", f"from step 0 (was {entry.get('status', PENDING)})"))
+    return _plan(m, name, paths, steps)
 
 
 def execute_plan(cfg, plan: ResumePlan, run_phase_fn=None) -> list:

@@ -1,0 +1,99 @@
+"""Which run and which phase `nanochat resume` continues: a named run (`--run`/track.run) is never
+confused with another run in the same home; `--phase P` continues only P (resume, start, or nothing
+when P is done) — what a requeued Slurm step runs, so a signal that lands just after a phase finished,
+or before the phase wrote anything, never fails the job or skips a phase."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nanochat_cli.errors import UsageError
+from nanochat_cli.paths import Paths
+from nanochat_cli.train.resume import plan_resume
+from tests.train.conftest import losses, needs_model, needs_shards, tiny_config_file
+
+
+def write_run(home: Path, run_id: str, phases: dict[str, str], updated: str) -> None:
+    """A run directory as training leaves it: manifest.json with per-phase status (no checkpoints)."""
+    d = home / "runs" / run_id
+    d.mkdir(parents=True, exist_ok=True)
+    data = {"run_id": run_id, "created": updated, "updated": updated, "profile": "cpu-tiny", "depth": 2,
+            "phases": {p: {"status": s} for p, s in phases.items()}}
+    (d / "manifest.json").write_text(json.dumps(data))
+
+
+def plan(home: Path, **kw):
+    p = plan_resume(Paths(home), **kw)
+    return p.run_id, [(s.phase, s.action) for s in p.steps], p.note
+
+
+def test_a_named_run_is_continued_even_when_another_run_is_newer(home):
+    write_run(home, "mine", {"base": "interrupted"}, "2026-01-01T00:00:00Z")
+    write_run(home, "theirs", {"base": "running"}, "2026-01-02T00:00:00Z")
+    assert plan(home) == ("theirs", [("base", "start")], None)  # unnamed: the latest unfinished run
+    assert plan(home, run="mine") == ("mine", [("base", "start")], None)
+
+
+def test_a_named_run_with_every_phase_done_is_nothing_to_do_exit_0(home, run_cli):
+    write_run(home, "finished", {"base": "done", "mid": "done"}, "2026-01-01T00:00:00Z")
+    r = run_cli("resume", "--run", "finished")
+    assert r.returncode == 0, r.stderr
+    assert "run finished:" in r.stdout and "every phase is done; nothing to resume" in r.stdout
+    r = run_cli("resume")  # no name: still an error, there is nothing unfinished anywhere
+    assert r.returncode == 2 and "nothing to resume" in r.stderr
+
+
+def test_an_unknown_run_name_is_a_usage_error_that_lists_the_runs(home, run_cli):
+    write_run(home, "d20-v1", {"base": "running"}, "2026-01-01T00:00:00Z")
+    r = run_cli("resume", "--run", "d20-v2")
+    assert r.returncode == 2 and "no run named 'd20-v2'" in r.stderr and "d20-v1" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_phase_continues_only_that_phase(home):
+    write_run(home, "job", {"base": "done", "mid": "interrupted", "sft": "pending"}, "2026-01-01T00:00:00Z")
+    assert plan(home, run="job", phase="mid") == ("job", [("mid", "start")], None)
+    assert plan(home, run="job") == ("job", [("mid", "start"), ("sft", "start")], None)
+    # signalled just after base finished: the requeued base step has nothing to do
+    assert plan(home, run="job", phase="base") == ("job", [], "base is already done; nothing to resume")
+
+
+def test_phase_starts_a_phase_the_run_never_reached(home):
+    write_run(home, "job", {"base": "done"}, "2026-01-01T00:00:00Z")  # preempted before mid wrote anything
+    assert plan(home, run="job", phase="mid") == ("job", [("mid", "start")], None)
+    # preempted before the run wrote its manifest at all: the phase starts, under the job's run name
+    p = plan_resume(Paths(home), run="fresh", phase="base")
+    assert (p.run_id, p.run_dir, p.config_file) == ("fresh", str(home / "runs" / "fresh"), None)
+    assert [(s.phase, s.action) for s in p.steps] == [("base", "start")]
+
+
+def test_from_and_phase_together_or_an_unknown_phase_are_usage_errors(home, run_cli):
+    with pytest.raises(UsageError, match="--from and --phase"):
+        plan_resume(Paths(home), from_phase="mid", phase="mid")
+    r = run_cli("resume", "--phase", "rlhf", "--run", "x")
+    assert r.returncode == 2 and "--phase must be one of base, mid, sft" in r.stderr
+
+
+def test_dry_run_json_carries_the_note(home, run_cli):
+    write_run(home, "job", {"base": "done"}, "2026-01-01T00:00:00Z")
+    r = run_cli("resume", "--phase", "base", "--run", "job", "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["run_id"] == "job" and got["steps"] == [] and "already done" in got["note"]
+
+
+@needs_model
+@needs_shards
+def test_resume_phase_trains_a_run_that_never_started_and_then_is_a_no_op(data_home, tmp_path, run_cli):
+    cfg_file = tiny_config_file(tmp_path, iters=4, eval_every=0, save_every=0)
+    r = run_cli("resume", "--phase", "base", "--run", "requeued", "--config", str(cfg_file))
+    assert r.returncode == 0, r.stderr
+    assert "base: done at step 4/4" in r.stdout
+    manifest = json.loads((data_home / "runs" / "requeued" / "manifest.json").read_text())
+    assert manifest["phases"]["base"]["status"] == "done"
+    assert sorted(losses(data_home)) == [1, 2, 3, 4]
+    r = run_cli("resume", "--phase", "base", "--run", "requeued", "--config", str(cfg_file))
+    assert r.returncode == 0 and "already done" in r.stdout, r.stderr
