@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def test_bench_train_json_small(run_cli):
     r = run_cli("bench", "train", "--json", "--compile", "off", "--depth", "1", "--seq-len", "16", "--batch", "2",
@@ -20,3 +22,16 @@ def test_bench_train_rejects_bad_values(run_cli):
     assert r.returncode == 2 and "--steps" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("bench", "train", "--dtype", "float64")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_bench_train_compiles_by_default_unlike_the_cpu_tiny_profile(run_cli):
+    """The bench times warm steps of the reference config, so it takes the fastest setting (compiled where a
+    C++ compiler exists) even though the default profile (cpu-tiny) turns compile off."""
+    from nanochat_cli.model.precision import compiler_available
+
+    r = run_cli("bench", "train", "--json", "--depth", "1", "--seq-len", "16", "--batch", "2",
+                "--vocab-size", "512", "--steps", "1", "--warmup", "1", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["compiled"] is compiler_available()[0], out["compile_reason"]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from nanochat_cli.config import load_config
-from nanochat_cli.model.optim import AdamW, Muon, build_optimizers, newton_schulz
+from nanochat_cli.model.optim import (AdamW, Muon, _newton_schulz_direct, _newton_schulz_gram, build_optimizers,
+                                      newton_schulz)
 from tests.conftest import cli_env, in_netns
 
 HERE = Path(__file__).parent
@@ -44,6 +45,22 @@ def test_newton_schulz_orthogonalises():
         # Random square matrices have a few near-zero singular values that 5 steps cannot lift; the
         # bulk must land near 1 and nothing may blow up.
         assert s.quantile(0.1) > 0.5 and s.max() < 1.3, (shape, s.quantile(0.1), s.max())
+
+
+@pytest.mark.parametrize("shape", [(32, 128), (128, 32), (16, 64)])
+def test_gram_newton_schulz_agrees_with_the_direct_iteration(shape):
+    """The MLP's 4:1 matrices take the Gram form in fp32: same iteration, ~45% fewer FLOPs."""
+    torch.manual_seed(1)
+    G = torch.randn(3, *shape) + 3 * torch.randn(3, shape[0], 4) @ torch.randn(3, 4, shape[1])  # gradient-like
+    exact = newton_schulz(G.double(), steps=5)
+    X = G.mT if shape[0] > shape[1] else G
+    X = X / X.norm(dim=(-2, -1), keepdim=True)
+    for fn in (_newton_schulz_direct, _newton_schulz_gram):
+        got = fn(X, 5)
+        got = got.mT if shape[0] > shape[1] else got
+        assert ((got - exact).norm() / exact.norm()) < 1e-3, fn.__name__
+    # newton_schulz itself (which picks the form) on 2-D input too
+    torch.testing.assert_close(newton_schulz(G[0], 5), exact[0].float(), rtol=0, atol=2e-3)
 
 
 def test_muon_momentum_warms_up_and_is_in_the_state():
@@ -89,6 +106,11 @@ def single_process_weights(compile: str):
     return model.state_dict()
 
 
+# The all-reduced gradients differ from the single-process ones in the last bits (summation order).
+# Newton–Schulz amplifies that (the Gram form the MLP's 4:1 matrices take in fp32 ~100x more than the
+# direct form, though far less than nanochat's bf16 one), and AdamW's update of near-zero gradients
+# amplifies it again: measured up to 7.6e-4. A rank that skips the all-reduce moves every tensor by
+# 1.2e-2 or more (0.08 for lm_head), a sharding or gathering bug by O(1): 2e-3 separates the two.
 @pytest.mark.dist
 def test_two_process_gloo_step_equals_single_process(home, tmp_path):
     out = tmp_path / "dist_state.pt"
@@ -102,6 +124,6 @@ def test_two_process_gloo_step_equals_single_process(home, tmp_path):
     moved = 0
     init = tiny_model().state_dict()
     for k, v in ref.items():
-        torch.testing.assert_close(dist_state[k], v, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(dist_state[k], v, atol=2e-3, rtol=0)
         moved += not torch.equal(v, init[k])
     assert moved == len(ref)  # every tensor was actually updated

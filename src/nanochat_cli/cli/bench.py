@@ -29,7 +29,9 @@ def train(
     device: DeviceOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Training-step throughput at the reference config (d4, width 256, seq 256, vocab 8192, batch 8)."""
+    """Training-step throughput at the reference config (d4, width 256, seq 256, vocab 8192, batch 8).
+
+    Compiles (--compile auto) unless --compile off; the dtype follows the CPU (bf16 only where it is fast)."""
     from nanochat_cli.cli import output
     from nanochat_cli.cli.options import build_config
     from nanochat_cli.errors import UsageError
@@ -43,7 +45,9 @@ def train(
         raise UsageError(f"--warmup must be 0 or more, got {warmup}")
     spec = BenchSpec(depth=depth, head_dim=head_dim, seq_len=seq_len, vocab_size=vocab_size, batch=batch,
                      threads=threads, steps=steps, warmup=warmup)
-    flags = {**bench_flags(spec), "train.dtype": dtype, "train.compile": compile, "train.device": device}
+    # The reference config, not the profile's: compile unless asked not to (cpu-tiny turns it off to save
+    # the cold compile in a short run; a bench times warm steps, so it measures the fastest setting).
+    flags = {**bench_flags(spec), "train.dtype": dtype, "train.compile": compile or "auto", "train.device": device}
     cfg = build_config(ctx, None, None, flags).config
     result = bench_train(cfg, spec, progress=output.info)
     if json:

@@ -21,16 +21,50 @@ from nanochat_cli.model.precision import compile_or_eager, resolve_compile, reso
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
+# Iterate on the Gram matrix when the long side is at least this many times the short side (below it
+# the Gram form does more work: 4·m²n + 34·m³ against 20·m²n + 10·m³ FLOPs for 5 steps).
+GRAM_MIN_ASPECT = 2
+
+
 def newton_schulz(G: torch.Tensor, steps: int) -> torch.Tensor:
     """Approximately orthogonalise each matrix of G (..., m, n): U·S'·V^T with S' ≈ 1."""
-    a, b, c = NS_COEFFS
-    X = G.mT if G.size(-2) > G.size(-1) else G  # iterate on the wide side: X·X^T is the small Gram
+    tall = G.size(-2) > G.size(-1)
+    X = G.mT if tall else G  # iterate on the wide side: X·X^T is the small Gram
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)  # spectral norm <= Frobenius norm <= 1
+    m, n = X.shape[-2:]
+    if n >= GRAM_MIN_ASPECT * m and X.dtype in (torch.float32, torch.float64):
+        X = _newton_schulz_gram(X, steps)
+    else:
+        X = _newton_schulz_direct(X, steps)
+    return X.mT if tall else X
+
+
+def _newton_schulz_direct(X: torch.Tensor, steps: int) -> torch.Tensor:
+    """X ← a·X + (b·A + c·A²)·X with A = X·X^T, on wide X (m ≤ n): 6·m²n FLOPs a step."""
+    a, b, c = NS_COEFFS
     for _ in range(steps):
         A = X @ X.mT
-        B = b * A + c * (A @ A)
-        X = a * X + B @ X
-    return X.mT if G.size(-2) > G.size(-1) else X
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c) if A.dim() == 3 else torch.addmm(A, A, A, beta=b, alpha=c)
+        X = torch.baddbmm(X, B, X, beta=a) if X.dim() == 3 else torch.addmm(X, B, X, beta=a)
+    return X
+
+
+def _newton_schulz_gram(X: torch.Tensor, steps: int) -> torch.Tensor:
+    """The same iteration carried out on m×m matrices, for X much wider than tall (the MLP's 4:1 matrices:
+    ~45% fewer FLOPs). Every iterate is X_k = Q_k·X_0 with Q_k a polynomial in S = X_0·X_0^T, so Q_k and S
+    commute and X_k·X_k^T = Q_k·S·Q_k; only the last step touches the long side again. In fp32 it agrees
+    with the direct form to ~1e-4 relative (bf16 would drift, so bf16 keeps the direct form)."""
+    a, b, c = NS_COEFFS
+    S = X @ X.mT
+    Q = None
+    for _ in range(steps):
+        A = S if Q is None else Q @ (S @ Q)
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c) if A.dim() == 3 else torch.addmm(A, A, A, beta=b, alpha=c)
+        if Q is None:  # Q_0 = I, so Q_1 = a·I + B
+            Q = B + a * torch.eye(A.size(-1), dtype=A.dtype, device=A.device)
+        else:
+            Q = torch.baddbmm(Q, B, Q, beta=a) if Q.dim() == 3 else torch.addmm(Q, B, Q, beta=a)
+    return X if Q is None else Q @ X
 
 
 def muon_direction(grads, momentum_buffer, momentum, steps: int, ns_dtype: torch.dtype):
