@@ -86,3 +86,23 @@ def test_cli_errors(run_cli, home):
     make_run(home)
     r = run_cli("report", "--run", "nope")
     assert r.returncode == 2 and "no run 'nope'" in r.stderr
+
+
+def test_standalone_tokenizer_eval_is_shown_for_runs_trained_with_that_tokenizer(home):
+    from nanochat_cli.report import build_report
+
+    cfg, run_dir = make_run(home, "standalone", evals=False)
+    (run_dir / "tokenizer_eval.json").unlink()  # not a speedrun: only `nanochat tokenizer eval` was run
+    saved = {"tokenizers": ["ours"], "fingerprint": "abc123", "texts": [], "notes": []}
+    atomic_write_json(Paths(home).tokenizer / "eval.json", saved)
+    assert build_report(cfg, "standalone")["tokenizer"] is None  # no checkpoint says which tokenizer trained it
+    ckpt = home / "checkpoints" / "base" / "d2" / "step_000010"
+    ckpt.mkdir(parents=True)
+    from nanochat_cli.train.manifest import Manifest
+
+    m = Manifest.load(run_dir)
+    m.update_phase("base", checkpoint=str(ckpt))
+    atomic_write_json(ckpt / "meta.json", {"tokenizer": {"fingerprint": "other"}})
+    assert build_report(cfg, "standalone")["tokenizer"] is None  # trained with another tokenizer
+    atomic_write_json(ckpt / "meta.json", {"tokenizer": {"fingerprint": "abc123"}})
+    assert build_report(cfg, "standalone")["tokenizer"] == saved

@@ -135,6 +135,23 @@ def _gpu_kind(profile: str, run_cfg: dict) -> str | None:
     return None
 
 
+def _tokenizer_eval(cfg, run_dir: Path, phases: dict) -> dict | None:
+    """The run's own tokenizer comparison (speedrun), else the one a standalone `nanochat tokenizer eval`
+    saved beside the tokenizer, if that tokenizer is the one the run's checkpoints were trained with."""
+    own = _read_json(run_dir / "tokenizer_eval.json")
+    if own is not None:
+        return own
+    saved = _read_json(Paths.of(cfg).tokenizer / "eval.json")
+    if not isinstance(saved, dict) or not saved.get("fingerprint"):
+        return None
+    for entry in phases.values():
+        ckpt = entry.get("checkpoint") if isinstance(entry, dict) else None
+        meta = _read_json(Path(ckpt) / "meta.json") if ckpt else None
+        if isinstance(meta, dict) and (meta.get("tokenizer") or {}).get("fingerprint") == saved["fingerprint"]:
+            return saved
+    return None
+
+
 def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
     """Everything the report shows, as JSON-able data."""
     run_id = resolve_run(cfg, run_id)
@@ -171,7 +188,7 @@ def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
                             "correct": s.get("correct")})
     return {"run_id": run_id, "run_dir": str(run_dir), "profile": profile, "depth": manifest.get("depth"),
             "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "environment": environment(),
-            "tokenizer": _read_json(run_dir / "tokenizer_eval.json"), "phases": timings,
+            "tokenizer": _tokenizer_eval(cfg, run_dir, phases), "phases": timings,
             "total_seconds": total, "tokens_seen": _tokens_seen(phases, run_cfg), "cost": cost, "evals": evals,
             "samples": samples, "curves": _curves(metrics)}
 
@@ -248,7 +265,7 @@ def render_markdown(data: dict, plots: dict[str, str]) -> str:
     L += ["## Tokenizer", ""]
     tok = data.get("tokenizer")
     if not tok:
-        L += ["No tokenizer evaluation recorded (`tokenizer_eval.json`; the speedrun's tokenizer stage writes it).", ""]
+        L += ["No tokenizer evaluation recorded (the speedrun's tokenizer stage writes one; so does `nanochat tokenizer eval`).", ""]
     elif isinstance(tok, dict) and isinstance(tok.get("texts"), list) and tok.get("tokenizers"):
         names = list(tok["tokenizers"])
         sizes = tok.get("vocab_sizes") or {}

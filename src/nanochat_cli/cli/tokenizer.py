@@ -51,11 +51,21 @@ def train(ctx: typer.Context,
 
 @app.command("eval", epilog=EVAL_EPILOG)
 def eval_(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
-    """Compare compression (bytes/token) with GPT-2 and GPT-4 (cl100k), offline."""
+    """Compare compression (bytes/token) with GPT-2 and GPT-4 (cl100k), offline.
+
+    The result is also saved as <home>/tokenizer/eval.json, which `nanochat report` shows for runs trained
+    with this tokenizer."""
     resolved = build_config(ctx, profile, config)
+    from nanochat_cli.paths import Paths, atomic_write_json
     from nanochat_cli.tokenizer.compare import compare_tokenizers
 
     report = compare_tokenizers(resolved.config)
+    saved = Paths.of(resolved.config).tokenizer / "eval.json"
+    try:
+        atomic_write_json(saved, report)
+        output.info(f"saved → {saved}")
+    except OSError as e:  # the comparison itself succeeded; not being able to keep it is worth a line, not a failure
+        output.info(f"warning: could not save {saved}: {e.strerror or e}")
     if json:
         output.emit_json(report)
         return
