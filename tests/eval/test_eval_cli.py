@@ -62,3 +62,23 @@ def test_core_two_ranks_equals_one(run_cli, home):
     for k in a["tasks"]:
         assert a["tasks"][k]["accuracy"] == pytest.approx(b["tasks"][k]["accuracy"], abs=1e-9)
     assert a["core"] == pytest.approx(b["core"], abs=1e-9)
+
+
+@pytest.mark.dist
+def test_bpb_failing_on_one_rank_fails_on_every_rank_in_step(tmp_path):
+    """Periodic validation that fails on one rank only must not leave the other waiting in its all_reduce
+    (training logs eval errors and goes on, so the ranks would fall out of step)."""
+    from tests.conftest import ROOT
+
+    worker = str(ROOT / "tests" / "eval" / "bpb_dist_worker.py")
+    env = cli_env()
+    cmd = in_netns([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", worker,
+                    str(tmp_path)])
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    outs = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
+    assert outs[0]["bpb"] == outs[1]["bpb"] and outs[0]["bpb"] > 0  # one sum over both ranks
+    for o in outs:
+        assert o["error"] == ("RuntimeError: validation failed (rank 1: OSError: validation shard unreadable "
+                              "(injected)); skipped on every rank"), o
+        assert o["next_collective"] == 3.0  # 1 + 2: the ranks met in the same collective

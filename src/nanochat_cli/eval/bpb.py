@@ -48,16 +48,20 @@ def token_byte_lengths(tokenizer):
 
 def evaluate_bpb(model, batches, token_bytes, device, autocast=None) -> float:
     """Bits per byte of `model` over `batches` of (inputs, targets); summed over all ranks when a
-    process group is up."""
+    process group is up. If any rank fails, every rank raises the same RuntimeError naming the failing
+    ranks and their errors, after the same collectives, so a training loop that logs eval errors and goes
+    on keeps every rank in step (a failure on one rank alone would otherwise leave the others waiting in
+    this all_reduce while it reached the next gradient all_reduce), and rank 0's log shows the cause."""
     import torch
     import torch.distributed as tdist
 
-    token_bytes = token_bytes.to(device)
     nats = torch.zeros((), dtype=torch.float64, device=device)
     nbytes = torch.zeros((), dtype=torch.int64, device=device)
+    error = None
     was_training = model.training
     model.eval()
     try:
+        token_bytes = token_bytes.to(device)
         with torch.no_grad():
             for x, y in batches:
                 x, y = x.to(device), y.to(device)
@@ -67,14 +71,28 @@ def evaluate_bpb(model, batches, token_bytes, device, autocast=None) -> float:
                 b = torch.where(y >= 0, token_bytes[y.clamp(min=0)], torch.zeros_like(y))
                 nats += (loss * (b > 0)).sum()
                 nbytes += b.sum()
+    except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks have heard of it
+        error = e
     finally:
         model.train(was_training)
     if tdist.is_available() and tdist.is_initialized():
-        tdist.all_reduce(nats)
-        tdist.all_reduce(nbytes)
-    if nbytes.item() == 0:
+        # One collective for the sums and the failure count (float64 holds byte counts exactly up to 2^53).
+        packed = torch.stack([nats, nbytes.double(), torch.tensor(float(error is not None), dtype=torch.float64,
+                                                                  device=device)])
+        tdist.all_reduce(packed)
+        if packed[2].item() > 0:  # every rank takes this branch: the gather below is collective too
+            errors = [None] * tdist.get_world_size()
+            tdist.all_gather_object(errors, None if error is None else f"{type(error).__name__}: {error}")
+            where = "; ".join(f"rank {r}: {msg}" for r, msg in enumerate(errors) if msg is not None)
+            raise RuntimeError(f"validation failed ({where}); skipped on every rank") from error
+        nats, total_bytes = packed[0].item(), packed[1].item()
+    else:
+        nats, total_bytes = nats.item(), float(nbytes.item())
+    if error is not None:
+        raise error
+    if total_bytes == 0:
         return float("nan")
-    return nats.item() / (math.log(2) * nbytes.item())
+    return nats / (math.log(2) * total_bytes)
 
 
 def validation_batches(cfg, tokenizer, rank: int = 0, world_size: int = 1, tokens: int | None = None):
