@@ -97,3 +97,20 @@ def test_resume_phase_trains_a_run_that_never_started_and_then_is_a_no_op(data_h
     assert sorted(losses(data_home)) == [1, 2, 3, 4]
     r = run_cli("resume", "--phase", "base", "--run", "requeued", "--config", str(cfg_file))
     assert r.returncode == 0 and "already done" in r.stdout, r.stderr
+
+
+def test_from_with_a_new_run_name_starts_from_the_latest_runs_checkpoint(home):
+    """`resume --from mid --run new` (or NANOCHAT_TRACK__RUN=new): the base checkpoint is found through the
+    latest run's depth, and mid and sft run under the new name."""
+    from nanochat_cli.errors import PreflightError
+
+    write_run(home, "base-run", {"base": "done"}, "2026-01-01T00:00:00Z")
+    with pytest.raises(PreflightError, match="complete base checkpoint"):  # no checkpoint on disk yet
+        plan_resume(Paths(home), from_phase="mid", run="new")
+    import torch
+
+    from nanochat_cli.train import checkpoint as ck
+
+    ck.save_checkpoint(home / "checkpoints" / "base" / "d2", 10, {"w": torch.zeros(2)}, {}, {"run_id": "base-run"})
+    assert plan(home, from_phase="mid", run="new") == ("new", [("mid", "start"), ("sft", "start")], None)
+    assert plan(home, from_phase="mid") == ("base-run", [("mid", "start"), ("sft", "start")], None)

@@ -113,12 +113,11 @@ def plan_resume(paths: Paths, depth_of=None, from_phase: str | None = None, run:
         return _plan(m, name, paths, [_phase_step(paths, m, phase)])
 
     if from_phase is not None:
-        if name is not None:
-            m = _load_named(paths, name)
-        else:
-            runs = list_runs(paths)
-            m = runs[-1] if runs else None
-        depth = m.data.get("depth") if m else None
+        runs = list_runs(paths)
+        m = _load_named(paths, name) if name is not None else (runs[-1] if runs else None)
+        # A new named run starts from the latest run's checkpoints: that run tells the model depth.
+        ref = m or (runs[-1] if runs else None)
+        depth = ref.data.get("depth") if ref else None
         pre = INIT_FROM[from_phase]
         steps = []
         # The plan is named in the error too, so `--dry-run` shows what would run even when it cannot.
