@@ -44,19 +44,17 @@ def slurm_cluster():
         subprocess.run([SANDBOX, "down"], check=False, capture_output=True)
 
 
-def make_venv(where: Path, wrapper_body: str | None = None) -> Path:
+def make_venv(where: Path) -> Path:
     """A directory shaped like a venv whose bin/activate puts this checkout's `nanochat` (and the running
-    interpreter's torchrun) on PATH: what `slurm.venv` points at on a real cluster. `wrapper_body`
-    replaces the `nanochat` script (the preemption drill's stand-in)."""
+    interpreter's torchrun) on PATH: what `slurm.venv` points at on a real cluster."""
     bindir = where / "bin"
     bindir.mkdir(parents=True)
     py = sys.executable
     (bindir / "activate").write_text(
         f"export PATH={shlex.quote(str(bindir))}:{shlex.quote(str(Path(py).parent))}:\"$PATH\"\n"
         f"export PYTHONPATH={shlex.quote(str(ROOT / 'src'))}\n")
-    body = wrapper_body or f'exec {shlex.quote(py)} -m nanochat_cli "$@"\n'
     nanochat = bindir / "nanochat"
-    nanochat.write_text("#!/bin/bash\n" + body)
+    nanochat.write_text(f'#!/bin/bash\nexec {shlex.quote(py)} -m nanochat_cli "$@"\n')
     nanochat.chmod(0o755)
     return where
 
