@@ -39,13 +39,19 @@ def newton_schulz(G: torch.Tensor, steps: int) -> torch.Tensor:
     return X.mT if tall else X
 
 
+def _add_matmul(C: torch.Tensor, A: torch.Tensor, B: torch.Tensor, beta: float, alpha: float = 1.0) -> torch.Tensor:
+    """beta·C + alpha·(A @ B) in one call, for single (2-D) or stacked (3-D) matrices."""
+    fn = torch.baddbmm if A.dim() == 3 else torch.addmm
+    return fn(C, A, B, beta=beta, alpha=alpha)
+
+
 def _newton_schulz_direct(X: torch.Tensor, steps: int) -> torch.Tensor:
     """X ← a·X + (b·A + c·A²)·X with A = X·X^T, on wide X (m ≤ n): 6·m²n FLOPs a step."""
     a, b, c = NS_COEFFS
     for _ in range(steps):
         A = X @ X.mT
-        B = torch.baddbmm(A, A, A, beta=b, alpha=c) if A.dim() == 3 else torch.addmm(A, A, A, beta=b, alpha=c)
-        X = torch.baddbmm(X, B, X, beta=a) if X.dim() == 3 else torch.addmm(X, B, X, beta=a)
+        B = _add_matmul(A, A, A, beta=b, alpha=c)
+        X = _add_matmul(X, B, X, beta=a)
     return X
 
 
@@ -59,11 +65,11 @@ def _newton_schulz_gram(X: torch.Tensor, steps: int) -> torch.Tensor:
     Q = None
     for _ in range(steps):
         A = S if Q is None else Q @ (S @ Q)
-        B = torch.baddbmm(A, A, A, beta=b, alpha=c) if A.dim() == 3 else torch.addmm(A, A, A, beta=b, alpha=c)
+        B = _add_matmul(A, A, A, beta=b, alpha=c)
         if Q is None:  # Q_0 = I, so Q_1 = a·I + B
             Q = B + a * torch.eye(A.size(-1), dtype=A.dtype, device=A.device)
         else:
-            Q = torch.baddbmm(Q, B, Q, beta=a) if Q.dim() == 3 else torch.addmm(Q, B, Q, beta=a)
+            Q = _add_matmul(Q, B, Q, beta=a)
     return X if Q is None else Q @ X
 
 
