@@ -72,11 +72,11 @@ def _load_named(paths: Paths, name: str) -> Manifest | None:
 
 def _phase_step(paths: Paths, m: Manifest | None, phase: str) -> PlanStep:
     """Resume `phase` from its newest checkpoint of run `m`, or start it when there is none."""
-    step = _run_checkpoint_step(paths.checkpoint_dir(phase, m.data.get("depth")), m.run_id) if m else None
+    ckpt_dir = paths.checkpoint_dir(phase, m.data.get("depth")) if m else None
+    step = _run_checkpoint_step(ckpt_dir, m.run_id) if m else None
     if step is not None:
         total = m.phases.get(phase, {}).get("num_iterations", "?")
-        where = paths.checkpoint_dir(phase, m.data.get("depth")) / ck.step_dir_name(step)
-        return PlanStep(phase, "resume", f"from step {step} of {total} ({where})", step)
+        return PlanStep(phase, "resume", f"from step {step} of {total} ({ckpt_dir / ck.step_dir_name(step)})", step)
     was = m.phases.get(phase, {}).get("status", PENDING) if m else "never started"
     return PlanStep(phase, "start", f"from step 0 (was {was}, no checkpoint of this run)")
 
@@ -89,7 +89,7 @@ def _plan(m: Manifest | None, name: str | None, paths: Paths, steps: list[PlanSt
                       steps, note)
 
 
-def plan_resume(paths: Paths, depth_of=None, from_phase: str | None = None, run: str | None = None,
+def plan_resume(paths: Paths, from_phase: str | None = None, run: str | None = None,
                 phase: str | None = None) -> ResumePlan:
     """What `nanochat resume [--run NAME] [--from P | --phase P]` will do."""
     name = named_run(run)
