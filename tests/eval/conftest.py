@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.threads import one_thread  # noqa: F401  (autouse for this folder)
+
 
 def tiny_model(seq_len: int = 512, seed: int = 0):
     import torch
@@ -49,12 +51,3 @@ def model_tok():
     return tiny_model()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one thread is ~10× faster than two fighting ones."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
