@@ -98,3 +98,88 @@ def test_dump_toml_round_trips(tmp_path):
     cfg = load_config(profile="a100x8", environ={}).config
     data = tomllib.loads(dump_toml(config_to_toml_dict(cfg)))
     assert Config(**data) == cfg
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 99999999999999999999999])
+def test_seed_is_bounded_to_what_torch_numpy_and_random_accept(seed):
+    with pytest.raises(UsageError) as e:
+        load_config(flags={"train.seed": seed}, environ={})
+    assert "train.seed" in e.value.one_line() and "between 0 and 4294967295" in e.value.one_line()
+    assert load_config(flags={"train.seed": 2**32 - 1}, environ={}).config.train.seed == 2**32 - 1
+
+
+@pytest.mark.parametrize("value,needle", [("inf", "finite"), ("nan", "finite"), ("-0.5", "between 0 and 100"),
+                                          ("1e-300", "use 0 for greedy")])
+def test_temperature_must_be_finite_and_usable(value, needle):
+    with pytest.raises(UsageError) as e:
+        load_config(environ={"NANOCHAT_CHAT__TEMPERATURE": value})
+    assert "chat.temperature" in e.value.one_line() and needle in e.value.one_line()
+    assert load_config(environ={"NANOCHAT_CHAT__TEMPERATURE": "0"}).config.chat.temperature == 0
+
+
+def test_no_float_setting_takes_inf_or_nan():
+    with pytest.raises(UsageError, match="train.matrix_lr .*finite"):
+        load_config(environ={"NANOCHAT_TRAIN__MATRIX_LR": "inf"})
+
+
+@pytest.mark.parametrize("key", ["eval.chat_max_problems", "eval.core_max_per_task", "eval.speedrun_max_problems"])
+@pytest.mark.parametrize("value", [0, -2])
+def test_problem_counts_are_all_or_at_least_one(key, value):
+    with pytest.raises(UsageError) as e:
+        load_config(flags={key: value}, environ={})
+    assert key in e.value.one_line() and "-1 (all) or a count of at least 1" in e.value.one_line()
+    assert load_config(flags={key: 1}, environ={}).config.eval.model_dump()[key.split(".")[1]] == 1
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 5400), ("90:30", 5430), ("48:00:00", 172800), ("2-0", 172800),
+                                          ("1-12", 129600), ("1-12:30", 131400), ("1-12:30:15", 131415)])
+def test_slurm_time_accepts_every_slurm_form(text, seconds):
+    from nanochat_cli.config import slurm_time_seconds
+
+    assert slurm_time_seconds(text) == seconds
+    assert load_config(flags={"slurm.time": text}, environ={}).config.slurm.time == text
+
+
+@pytest.mark.parametrize("text,needle", [("99:99:99", "99 minutes"), ("1:00:60", "60 seconds"),
+                                         ("1-24:00:00", "24 hours"), ("1-1:60", "60 minutes"),
+                                         ("1:2:3:4", "not a Slurm time"), ("UNLIMITED", "finite limit"),
+                                         ("\u0663:00:00", "not a Slurm time"), ("99999999999", "not a Slurm time"),
+                                         ("40000000", "longer than Slurm")])
+def test_slurm_time_rejects_what_is_not_a_clock(text, needle):
+    with pytest.raises(UsageError) as e:
+        load_config(flags={"slurm.time": text}, environ={})
+    assert "slurm.time" in e.value.one_line() and needle in e.value.one_line()
+
+
+@pytest.mark.parametrize("kwargs,needle", [({"profile": ""}, "--profile is empty"),
+                                           ({"environ": {"NANOCHAT_PROFILE": ""}}, "NANOCHAT_PROFILE is empty"),
+                                           ({"environ": {"NANOCHAT_PROFILE": " "}}, "NANOCHAT_PROFILE is empty")])
+def test_an_empty_profile_name_is_an_error_listing_the_profiles(kwargs, needle):
+    with pytest.raises(UsageError) as e:
+        load_config(**{"environ": {}, **kwargs})
+    assert needle in e.value.one_line() and "cpu-tiny" in e.value.one_line() and "a100x8" in e.value.one_line()
+    assert e.value.exit_code == 2
+
+
+def test_home_must_be_a_non_empty_path_to_a_directory(tmp_path):
+    for environ, flags in (({"NANOCHAT_HOME": ""}, {}), ({}, {"home": ""}), ({}, {"home": "  "})):
+        with pytest.raises(UsageError, match="home .*empty, which would write every file into the current dir"):
+            load_config(flags=flags, environ=environ)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="exists and is not a directory"):
+        load_config(flags={"home": str(tmp_path / "file")}, environ={})
+    with pytest.raises(UsageError, match="unknown user"):
+        load_config(flags={"home": "~no-such-user-here/x"}, environ={})
+    assert load_config(flags={"home": str(tmp_path / "new")}, environ={}).config.home == tmp_path / "new"
+
+
+def test_unread_nanochat_variables_warn_with_the_nearest_name():
+    r = load_config(environ={"NANOCHAT_TRAINN__SEED": "1", "NANOCHAT_FOO": "1", "NANOCHAT_DTYPE": "float32",
+                             "NANOCHAT_HOME": "/tmp/x", "NANOCHAT_PROFILE": "cpu-tiny", "NANOCHAT_DEBUG": "1",
+                             "NANOCHAT_TRAIN__SEED": "3"})
+    assert r.config.train.seed == 3  # warnings never change or stop the config
+    assert r.warnings == [
+        "NANOCHAT_DTYPE is not a nanochat setting and is ignored; did you mean NANOCHAT_TRAIN__DTYPE?",
+        "NANOCHAT_FOO is not a nanochat setting and is ignored; settings are NANOCHAT_<SECTION>__<KEY> "
+        "(e.g. NANOCHAT_TRAIN__SEED; `nanochat config show` lists the keys)",
+        "NANOCHAT_TRAINN__SEED is not a nanochat setting and is ignored; did you mean NANOCHAT_TRAIN__SEED?"]

@@ -17,9 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from nanochat_cli.errors import UsageError
@@ -32,10 +32,26 @@ else:  # pragma: no cover - Python 3.10
 DEFAULT_PROFILE = "cpu-tiny"
 # nanochat's special tokens; the vocab must hold 256 byte tokens plus these.
 N_SPECIAL_TOKENS = 9
+# Seeds go to torch.manual_seed (accepts up to 2**64 - 1), numpy's default_rng (no negatives) and
+# random.Random; 0 … 2**32 - 1 is what all of them, and numpy's legacy np.random.seed, accept.
+MAX_SEED = 2**32 - 1
+
+
+def _all_or_count(v: int) -> int:
+    # 0 problems would "evaluate" nothing and report an accuracy of 0/0; -1 is the documented "all".
+    if v == 0 or v < -1:
+        raise ValueError(f"must be -1 (all) or a count of at least 1, got {v}")
+    return v
+
+
+AllOrCount = Annotated[int, AfterValidator(_all_or_count)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    # allow_inf_nan=False: `inf` passes a `gt=0` bound (a learning rate of inf trains to NaN) and `nan`
+    # fails every bound with a message about the bound, not about the number.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)
 
 
 class ModelConfig(Section):
@@ -141,8 +157,8 @@ class TrainConfig(Section):
     """Steps between checkpoints (0 = only at the end and on preemption)."""
     keep_last: int = Field(3, ge=1)
     """Checkpoints kept per phase; older ones are deleted."""
-    seed: int = 42
-    """Seed for weights, data order and sampling."""
+    seed: int = Field(42, ge=0, le=MAX_SEED)
+    """Seed for weights, data order and sampling (0 … 4294967295, the range torch, numpy and random accept)."""
     threads: int | None = Field(None, ge=1)
     """CPU threads for torch; unset = the number of cores available to this process."""
 
@@ -197,12 +213,12 @@ class SftConfig(Section):
 
 
 class EvalConfig(Section):
-    core_max_per_task: int = Field(-1, ge=-1)
-    """Rows per CORE task (-1 = all; nanochat evaluates 500 during training)."""
+    core_max_per_task: AllOrCount = -1
+    """Rows per CORE task: -1 = all, else at least 1 (nanochat evaluates 500 during training)."""
     bpb_tokens: int = Field(10_485_760, ge=1)
     """Validation tokens for `eval bpb`."""
-    chat_max_problems: int = Field(-1, ge=-1)
-    """Problems per chat task (-1 = all)."""
+    chat_max_problems: AllOrCount = -1
+    """Problems per chat task: -1 = all, else at least 1."""
     chat_batch_size: int = Field(8, ge=1)
     """Batch size for categorical chat evals."""
     chat_max_tokens: int = Field(512, ge=1)
@@ -211,8 +227,8 @@ class EvalConfig(Section):
     """Chat eval tasks: `chatcore` = nanochat's six (needs `nanochat data fetch eval`), `mini` = the offline
     mini-suite (quiz, arithmetic, spelling, HumanEval; not comparable with ChatCORE), `auto` = chatcore when
     sft.mixture is hub, else mini."""
-    speedrun_max_problems: int = Field(-1, ge=-1)
-    """Problems per chat task in the speedrun's eval stage (-1 = chat_max_problems)."""
+    speedrun_max_problems: AllOrCount = -1
+    """Problems per chat task in the speedrun's eval stage: -1 = chat_max_problems, else at least 1."""
 
 
 class ChatConfig(Section):
@@ -220,12 +236,55 @@ class ChatConfig(Section):
     """Which checkpoint family to talk to."""
     step: int | None = Field(None, ge=0)
     """Checkpoint step (unset = the latest)."""
-    temperature: float = Field(0.6, ge=0)
-    """Sampling temperature (0 = greedy)."""
+    temperature: float = Field(0.6, ge=0, le=100)
+    """Sampling temperature: 0 = greedy, else 0.001 … 100 (0.6 = nanochat's chat default)."""
     top_k: int = Field(50, ge=0)
     """Sample only from the k most likely tokens (0 = all)."""
     max_tokens: int = Field(512, ge=1)
     """Most tokens generated per reply."""
+
+    @field_validator("temperature")
+    @classmethod
+    def _greedy_or_sampled(cls, v: float) -> float:
+        # Sampling divides the fp32 logits by the temperature: 1e-300 rounds to 0 there and the
+        # probabilities become NaN. Below 0.001 sampling is greedy in all but name, so say so.
+        if 0 < v < 0.001:
+            raise ValueError(f"{v} is too small to sample with; use 0 for greedy decoding or at least 0.001")
+        return v
+
+
+SLURM_TIME_FORMS = ("MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS, DAYS-HOURS, DAYS-HOURS:MINUTES or "
+                    "DAYS-HOURS:MINUTES:SECONDS")
+
+
+def slurm_time_seconds(text: str) -> int:
+    """Seconds in a Slurm time limit (the six forms of `sbatch --time`); ValueError naming what is wrong.
+
+    Slurm itself adds the fields up without range checks, so `99:99:99` would quietly mean 100 h 40 min 39 s:
+    we take the first field of each form as a free count (`90` minutes, `48:00:00`) and require the ones after
+    it to be clock fields (minutes and seconds below 60, hours after days below 24). ASCII digits only: Unicode
+    digits would pass Python's int() and then fail in sbatch."""
+    if text.strip().upper() in ("INFINITE", "UNLIMITED", "-1"):
+        raise ValueError(f"{text!r} (no limit) cannot be used: the job checkpoints on the USR2 that Slurm sends "
+                         "signal_seconds before the limit; give a finite limit such as 7-00:00:00")
+    m = re.fullmatch(r"(?:([0-9]{1,10})-)?([0-9]{1,10})(?::([0-9]{1,10}))?(?::([0-9]{1,10}))?", text)
+    if not m:
+        raise ValueError(f"{text!r} is not a Slurm time limit; write {SLURM_TIME_FORMS}")
+    days, a, b, c = (None if g is None else int(g) for g in m.groups())
+    if days is not None:  # DAYS-HOURS[:MINUTES[:SECONDS]]
+        fields = {"hours": (a, 24), "minutes": (b or 0, 60), "seconds": (c or 0, 60)}
+    elif c is not None:  # HOURS:MINUTES:SECONDS
+        fields = {"hours": (a, None), "minutes": (b, 60), "seconds": (c, 60)}
+    else:  # MINUTES[:SECONDS]
+        fields = {"hours": (0, None), "minutes": (a, None), "seconds": (b or 0, 60)}
+    for name, (value, below) in fields.items():
+        if below is not None and value >= below:
+            raise ValueError(f"{text!r} has {value} {name}, but {name} after the first field must be below {below}; "
+                             f"write {SLURM_TIME_FORMS}")
+    total = (days or 0) * 86400 + fields["hours"][0] * 3600 + fields["minutes"][0] * 60 + fields["seconds"][0]
+    if total >= 2**31:  # Slurm parses the limit into a C int of seconds
+        raise ValueError(f"{text!r} is longer than Slurm can represent (about 68 years)")
+    return total
 
 
 class SlurmConfig(Section):
@@ -245,8 +304,9 @@ class SlurmConfig(Section):
     """GPUs per node (0 = no `--gpus-per-node` line, for CPU partitions)."""
     cpus_per_task: int = Field(32, ge=1)
     """CPUs per node task (one task per node runs torchrun and its workers)."""
-    time: str = Field("12:00:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
-    """Wall-time limit, [D-]HH:MM:SS."""
+    time: str = "12:00:00"
+    """Wall-time limit in one of Slurm's forms: MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS, DAYS-HOURS,
+    DAYS-HOURS:MINUTES or DAYS-HOURS:MINUTES:SECONDS."""
     signal_seconds: int = Field(300, ge=10)
     """Seconds before the time limit at which USR2 asks training to checkpoint and requeue."""
     mail_user: str | None = Field(None, pattern=r"^[A-Za-z0-9._%+-]+(@[A-Za-z0-9.-]+)?(,[A-Za-z0-9._%+-]+(@[A-Za-z0-9.-]+)?)*$")
@@ -269,6 +329,12 @@ class SlurmConfig(Section):
     """Extra `KEY=VALUE` environment variables exported in the job after the defaults
     (e.g. ["NCCL_SOCKET_IFNAME=ib0"]); values are shell-quoted."""
 
+    @field_validator("time")
+    @classmethod
+    def _check_time(cls, v: str) -> str:
+        slurm_time_seconds(v)
+        return v
+
     @model_validator(mode="after")
     def _check_slurm_values(self) -> "SlurmConfig":
         known = {"NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT", "TIME_LIMIT",
@@ -276,9 +342,7 @@ class SlurmConfig(Section):
         bad = [t for t in self.mail_type.split(",") if t not in known]
         if bad:
             raise ValueError(f"slurm.mail_type: unknown event(s) {', '.join(bad)}; use {', '.join(sorted(known))}")
-        days, _, hms = self.time.rpartition("-")
-        h, m_, sec = (int(x) for x in hms.split(":"))
-        limit = int(days or 0) * 86400 + h * 3600 + m_ * 60 + sec
+        limit = slurm_time_seconds(self.time)
         if self.signal_seconds * 2 > limit:
             raise ValueError(f"slurm.signal_seconds {self.signal_seconds} is more than half of slurm.time {self.time}: "
                              "the job would be told to checkpoint and requeue before doing useful work; lower "
@@ -322,7 +386,7 @@ class Config(BaseSettings):
     )
 
     home: Path = Path("~/.cache/nanochat")
-    """Root of every file nanochat writes (data, tokenizer, checkpoints, runs)."""
+    """Root of every file nanochat writes (data, tokenizer, checkpoints, runs): a directory, created if missing."""
     profile: str = DEFAULT_PROFILE
     """Name of the profile the values were layered on (informational)."""
     model: ModelConfig = ModelConfig()
@@ -342,6 +406,27 @@ class Config(BaseSettings):
                                    file_secret_settings):
         # load_config() merges the layers itself (to keep provenance); the model only takes init kwargs.
         return (init_settings,)
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_not_empty(cls, v: Any) -> Any:
+        # Path("") is Path("."): an empty NANOCHAT_HOME or --home '' would scatter base_data/, runs/, ... into
+        # whatever directory the command happens to run in.
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("it is set but empty, which would write every file into the current directory; "
+                             "set it to a directory, or unset it for the default ~/.cache/nanochat")
+        return v
+
+    @field_validator("home")
+    @classmethod
+    def _home_is_a_directory(cls, v: Path) -> Path:
+        try:
+            path = v.expanduser()
+        except RuntimeError:  # "~someone" for a user this machine does not know
+            raise ValueError(f"{v} names the home directory of an unknown user; write the path out") from None
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} exists and is not a directory; pick a directory (it is created if missing)")
+        return v
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Config":
@@ -455,6 +540,42 @@ def read_env_layer(environ: dict[str, str] | None = None) -> dict[str, Any]:
         raise UsageError(f"bad NANOCHAT_* environment value: {e}", "fix or unset that variable") from None
 
 
+# NANOCHAT_* variables nanochat reads outside the config model (HOME is also the `home` field).
+DOCUMENTED_ENV = ("NANOCHAT_HOME", "NANOCHAT_PROFILE", "NANOCHAT_DEBUG")
+
+
+def unread_env_warnings(environ: dict[str, str], where: str = "") -> list[str]:
+    """One line per NANOCHAT_* variable that nothing reads, with the nearest real name.
+
+    pydantic-settings only looks up the variables of fields it knows, so NANOCHAT_TRAINN__SEED=1 is dropped in
+    silence and the run trains with seed 42. A misspelled key under a known section (NANOCHAT_TRAIN__SEEED) is
+    already an error (check_unknown_keys); this covers the section part and plain names. Warn, don't fail:
+    other tools share the prefix (upstream nanochat reads NANOCHAT_BASE_DIR and NANOCHAT_DTYPE)."""
+    sections = [n.upper() for n, f in Config.model_fields.items()  # a list: the hints must not depend on hashing
+                if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)]
+    names = [v.removeprefix("NANOCHAT_") for v in DOCUMENTED_ENV] + [n.upper() for n in Config.model_fields]
+    names += [f"{sec}__{key.upper()}" for sec in sections
+              for key in Config.model_fields[sec.lower()].annotation.model_fields]
+    out = []
+    for var in sorted(environ):
+        upper = var.upper()
+        if not upper.startswith("NANOCHAT_"):
+            continue
+        rest = upper.removeprefix("NANOCHAT_")
+        if rest in names or ("__" in rest and rest.partition("__")[0] in sections):
+            continue
+        close = difflib.get_close_matches(rest, names, n=1)
+        if not close:  # a bare key (NANOCHAT_DTYPE, as upstream nanochat spells it): the field of that name
+            keys = {n.partition("__")[2]: n for n in reversed(names) if "__" in n}
+            close = [keys[k] for k in difflib.get_close_matches(rest, list(keys), n=1)]
+        if rest == "BASE_DIR":  # upstream nanochat's name for the directory everything goes in
+            close = ["HOME"]
+        hint = (f"did you mean NANOCHAT_{close[0]}?" if close else
+                "settings are NANOCHAT_<SECTION>__<KEY> (e.g. NANOCHAT_TRAIN__SEED; `nanochat config show` lists the keys)")
+        out.append(f"{var}{where} is not a nanochat setting and is ignored; {hint}")
+    return out
+
+
 def check_unknown_keys(data: dict[str, Any], where: str, model: type[BaseModel] = Config, prefix: str = "") -> None:
     """Reject keys the model does not have, with a did-you-mean (pydantic's message lacks one)."""
     fields = model.model_fields
@@ -540,21 +661,73 @@ class Resolved:
 
     config: Config
     layers: Layers
+    warnings: list[str] = field(default_factory=list)
+    """Problems that do not stop the command (an unread NANOCHAT_* variable); the CLI prints them."""
 
     def source_of(self, dotted_key: str) -> str:
         return self.layers.source_of(dotted_key)
+
+
+_BOUND_ERRORS = ("greater_than_equal", "greater_than", "less_than_equal", "less_than")
+
+
+def _range_message(loc: tuple, value: Any) -> str | None:
+    """'must be between 0 and 4294967295, got 1e23' from a field's bounds: pydantic names only the bound that
+    failed, so a user who passed a too-large value does not learn the lower end (or the other way round)."""
+    model: Any = Config
+    info = None
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return None
+        info = fields[part]
+        model = info.annotation
+    if info is None:
+        return None
+    lo = hi = None
+    for m in info.metadata:
+        for attr, word in (("ge", "at least"), ("gt", "more than")):
+            if getattr(m, attr, None) is not None:
+                lo = (word, getattr(m, attr))
+        for attr, word in (("le", "at most"), ("lt", "less than")):
+            if getattr(m, attr, None) is not None:
+                hi = (word, getattr(m, attr))
+    shown = str(value) if len(str(value)) <= 40 else str(value)[:37] + "..."
+    if lo and hi and lo[0] == "at least" and hi[0] == "at most":
+        return f"must be between {lo[1]} and {hi[1]}, got {shown}"
+    parts = [f"{word} {bound}" for word, bound in filter(None, (lo, hi))]
+    return f"must be {' and '.join(parts)}, got {shown}" if parts else None
 
 
 def _describe_validation_error(err: ValidationError, layers: Layers) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"] if p != "__root__")
     msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] in _BOUND_ERRORS:
+        msg = _range_message(first["loc"], first.get("input")) or msg
+    elif first["type"] == "finite_number":
+        msg = f"must be a finite number, got {first.get('input')}"
     if not loc:
         return f"invalid combination: {msg}"
-    where = {"env": f" (from env NANOCHAT_{loc.upper().replace('.', '__')})", "flag": " (from a flag)",
+    where = {"env": f" (from env NANOCHAT_{loc.upper().replace('.', '__')})",
+             "flag": " (from --home)" if loc == "home" else " (from a flag)",
              "file": " (from the --config file)", "profile": " (from the profile)",
              "env.local": f" (from NANOCHAT_{loc.upper().replace('.', '__')} in .env.local)"}.get(layers.source_of(loc), "")
     return f"invalid value for {loc}{where}: {msg}"
+
+
+def _profile_name(flag: str | None, env: dict[str, str], env_local: dict[str, str]) -> str:
+    """The profile to start from: --profile, else NANOCHAT_PROFILE (env, then .env.local), else the default.
+    An empty name is an error, not "the default": `--profile "$P"` with P unset is a mistake worth seeing."""
+    for value, where in ((flag, "--profile"), (env.get("NANOCHAT_PROFILE"), "NANOCHAT_PROFILE"),
+                         (env_local.get("NANOCHAT_PROFILE"), f"NANOCHAT_PROFILE in {ENV_LOCAL_FILE}")):
+        if value is None:
+            continue
+        if not value.strip():
+            raise UsageError(f"{where} is empty", f"name a profile: {', '.join(profile_names())} "
+                                                  f"(or leave it out for {DEFAULT_PROFILE})")
+        return value
+    return DEFAULT_PROFILE
 
 
 def load_config(profile: str | None = None, config_file: Path | None = None,
@@ -564,7 +737,7 @@ def load_config(profile: str | None = None, config_file: Path | None = None,
     env = dict(os.environ if environ is None else environ)
     # .env.local is read only for the real environment (tests that pass `environ` stay hermetic).
     env_local = read_env_local(Path(ENV_LOCAL_FILE)) if environ is None else {}
-    name = profile or env.get("NANOCHAT_PROFILE") or env_local.get("NANOCHAT_PROFILE") or DEFAULT_PROFILE
+    name = _profile_name(profile, env, env_local)
     layers = Layers(profile=load_profile(name))
     layers.profile["profile"] = name
     check_unknown_keys(layers.profile, f"profile {name}")
@@ -584,7 +757,8 @@ def load_config(profile: str | None = None, config_file: Path | None = None,
         cfg = Config(**merged)
     except ValidationError as e:
         raise UsageError(_describe_validation_error(e, layers)) from None
-    return Resolved(cfg, layers)
+    warnings = unread_env_warnings(env_local, f" (in {ENV_LOCAL_FILE})") + unread_env_warnings(env)
+    return Resolved(cfg, layers, warnings)
 
 
 def config_to_toml_dict(cfg: Config) -> dict[str, Any]:

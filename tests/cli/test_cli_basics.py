@@ -104,6 +104,15 @@ BAD_INPUTS = [
     (["config", "nope"], {}, None, "No such command"),
     (["train", "base", "--depth", "-1"], {}, None, "model.depth"),
     (["train", "base", "--device-batch-size", "many"], {}, None, "many"),
+    (["train", "base", "--seed", "99999999999999999999999"], {}, None, "between 0 and 4294967295"),
+    (["chat", "-t", "inf", "-p", "hi"], {}, None, "chat.temperature (from a flag): must be a finite number"),
+    (["chat", "-t", "nan", "-p", "hi"], {}, None, "must be a finite number"),
+    (["chat", "-t", "-1", "-p", "hi"], {}, None, "must be between 0 and 100"),
+    (["eval", "chat", "--max-problems", "0"], {}, None, "-1 (all) or a count of at least 1"),
+    (["config", "show", "--profile", ""], {}, None, "--profile is empty"),
+    (["config", "show"], {"NANOCHAT_PROFILE": ""}, None, "NANOCHAT_PROFILE is empty"),
+    (["config", "show"], {"NANOCHAT_HOME": ""}, None, "home (from env NANOCHAT_HOME): it is set but empty"),
+    (["--home", "", "config", "show"], {}, None, "home (from --home): it is set but empty"),
 ]
 
 
@@ -118,3 +127,22 @@ def test_bad_input_is_one_line_exit_2(run_cli, home, args, env, contents, needle
     assert len(lines) == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert needle in lines[0], lines[0]
+
+
+def test_an_empty_home_writes_nothing_in_the_current_directory(run_cli, tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for args, env in ((["data", "fetch", "base", "--profile", "cpu-tiny"], {"NANOCHAT_HOME": ""}),
+                      (["--home", "", "data", "fetch", "base", "--profile", "cpu-tiny"], {})):
+        r = run_cli(*args, env=env, cwd=cwd)
+        assert r.returncode == 2, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        assert "set but empty" in r.stderr and list(cwd.iterdir()) == []
+
+
+def test_a_misspelled_variable_warns_once_and_the_command_goes_on(run_cli):
+    r = run_cli("config", "show", "--json", env={"NANOCHAT_TRAINN__SEED": "1", "NANOCHAT_DEBUG": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == ["warning: NANOCHAT_TRAINN__SEED is not a nanochat setting and is ignored; "
+                                     "did you mean NANOCHAT_TRAIN__SEED?"]
+    assert json.loads(r.stdout)["config"]["train"]["seed"] == 42

@@ -124,6 +124,8 @@ BAD = [
     ({}, ["--command", "eval 'core"], "--command"),
     ({}, ["--nodes", "0"], "slurm.nodes"),
     ({}, ["--time", "00:05:00"], "signal_seconds"),
+    ({}, ["--time", "99:99:99"], "99 minutes, but minutes after the first field must be below 60"),
+    ({}, ["--time", "1-24"], "24 hours"),
 ]
 
 

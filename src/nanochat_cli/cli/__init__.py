@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import click
@@ -41,7 +40,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    home: Annotated[Optional[Path], typer.Option(
+    # str, not Path: click would turn --home '' into Path('.') (the current directory) before the config's
+    # validation could see that it is empty.
+    home: Annotated[Optional[str], typer.Option(
         "--home", help="Root of all nanochat files [env: NANOCHAT_HOME; default ~/.cache/nanochat].")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,

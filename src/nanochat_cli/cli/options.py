@@ -12,6 +12,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from nanochat_cli.cli import output
+
 ProfileOpt = Annotated[Optional[str], typer.Option(
     "--profile", "-P", envvar="NANOCHAT_PROFILE", show_envvar=True,
     help="Named preset to start from: cpu-tiny (default), cpu-small, a100x8, h100x8.")]
@@ -59,4 +61,10 @@ def build_config(ctx: typer.Context | None, profile: str | None, config_file: Pa
     home = (ctx.obj or {}).get("home") if ctx is not None else None
     if home is not None:
         flags["home"] = str(home)
-    return load_config(profile=profile, config_file=config_file, flags=flags)
+    resolved = load_config(profile=profile, config_file=config_file, flags=flags)
+    from nanochat_cli.train.dist import is_rank0
+
+    if is_rank0():  # under torchrun every rank builds the config; one copy of each warning is enough
+        for line in resolved.warnings:
+            output.info(f"warning: {line}")
+    return resolved

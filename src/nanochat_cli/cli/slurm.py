@@ -16,7 +16,8 @@ NodesOpt = Annotated[Optional[int], typer.Option("--nodes", help="Nodes per job 
 PhasesOpt = Annotated[Optional[str], typer.Option(
     "--phases", help="Comma list of phases to run, in order: base,mid,sft (default all).")]
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Run this phase and the ones after it (e.g. mid).")]
-TimeOpt = Annotated[Optional[str], typer.Option("--time", help="Wall-time limit [D-]HH:MM:SS (slurm.time).")]
+TimeOpt = Annotated[Optional[str], typer.Option(
+    "--time", help="Wall-time limit in a Slurm form: MINUTES, HH:MM:SS or D-HH[:MM[:SS]] (slurm.time).")]
 OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", help="Directory for the sbatch files [default: <home>/runs/<run>].")]
 PerPhaseOpt = Annotated[Optional[bool], typer.Option(
