@@ -48,6 +48,33 @@ def in_netns(cmd: list[str]) -> list[str]:
     return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
 
 
+def _can_mount_read_only() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("mount"):
+        return False
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="ro-probe.")
+    try:
+        probe = 'mount --bind -o ro "$0" "$0" && ! touch "$0/x" 2>/dev/null'
+        return subprocess.run(["unshare", "-m", "sh", "-c", probe, d], capture_output=True, timeout=10).returncode == 0
+    except Exception:
+        return False
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+CAN_MOUNT_READ_ONLY = _can_mount_read_only()
+needs_read_only_mount = pytest.mark.skipif(
+    not CAN_MOUNT_READ_ONLY, reason="needs root and `unshare -m` to bind-mount a directory read-only (as root, "
+                                    "chmod cannot make a directory read-only)")
+
+
+def read_only(path: Path, cmd: list[str]) -> list[str]:
+    """Wrap a command so it sees `path` as a read-only mount (a bind mount in its own mount namespace: the
+    rest of the machine, and this test, still see `path` writable)."""
+    return ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(path), *cmd]
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh NANOCHAT_HOME, with every NANOCHAT_* variable of the outer environment removed."""
@@ -77,8 +104,11 @@ def run_cli(home):
     """Run `nanochat ARGS...` as a subprocess; returns CompletedProcess (text)."""
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600, netns: bool = False,
-            input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+            input: str | None = None, cwd: Path | None = None,
+            read_only_dir: Path | None = None) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "nanochat_cli", *args]
+        if read_only_dir is not None:
+            cmd = read_only(read_only_dir, cmd)
         if netns:
             cmd = in_netns(cmd)
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,

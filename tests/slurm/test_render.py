@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_read_only_mount
+
 REQUIRED_SBATCH = ["--job-name=nanochat", "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=8",
                    "--cpus-per-task=32", "--exclusive", "--time=12:00:00", "--open-mode=append", "--requeue",
                    "--signal=B:USR2@300", "--mail-type=BEGIN,END,FAIL,REQUEUE"]
@@ -248,3 +250,34 @@ def test_a_failing_phase_fails_the_job_with_its_exit_code(run_cli, tmp_path):
     r, calls = run_script(tmp_path / "o" / "nanochat.sbatch", stub_dir(tmp_path), tmp_path, STUB_RC_train="1")
     assert r.returncode == 1 and calls[-1] == "nanochat train base"
     assert "base failed with exit 1" in r.stderr
+
+
+def _one_line_exit_2(r) -> str:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    return r.stderr
+
+
+def test_out_that_is_a_file_is_exit_2_and_writes_nothing(run_cli, home, tmp_path):
+    (tmp_path / "f").write_text("keep me")
+    err = _one_line_exit_2(render(run_cli, tmp_path / "f", "--run", "r1"))
+    assert "the sbatch directory" in err and "is a file, not a directory" in err and "--out DIR" in err
+    err = _one_line_exit_2(render(run_cli, tmp_path / "f" / "sub", "--run", "r1"))
+    assert "cannot be created" in err
+    assert (tmp_path / "f").read_text() == "keep me" and not (home / "runs").exists()
+
+
+def test_a_log_dir_that_is_a_file_creates_no_out_dir(run_cli, tmp_path):
+    (tmp_path / "logs").write_text("")
+    err = _one_line_exit_2(render(run_cli, tmp_path / "o", "--run", "r1",
+                                  env={"NANOCHAT_SLURM__LOG_DIR": str(tmp_path / "logs")}))
+    assert "job log directory" in err and "slurm.log_dir" in err
+    assert not (tmp_path / "o").exists()
+
+
+@needs_read_only_mount
+def test_a_read_only_out_is_exit_2(run_cli, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    err = _one_line_exit_2(run_cli("slurm", "render", "--out", str(ro / "o"), "--run", "r1", read_only_dir=ro))
+    assert "Read-only file system" in err and "--out DIR" in err

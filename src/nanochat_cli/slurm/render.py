@@ -203,7 +203,15 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
 
 def write_jobs(rendered: Rendered, out_dir: Path) -> list[Path]:
     """Write the scripts (atomically, executable) and create the log dir sbatch needs to exist."""
-    out_dir = ensure_dir(Path(out_dir).expanduser())
+    from nanochat_cli.writable import check_writable_dir
+
+    out_dir = Path(out_dir).expanduser()
+    # Both checked before either is created: a bad log dir must not leave an empty --out dir behind.
+    check_writable_dir(out_dir, "the sbatch directory",
+                       "pass --out DIR with a directory you can write (it is created if missing)")
+    check_writable_dir(rendered.log_dir, "the job log directory",
+                       "set slurm.log_dir to a writable directory, or unset it for <home>/runs/<run>/logs")
+    ensure_dir(out_dir)
     ensure_dir(rendered.log_dir)
     written = []
     for js in rendered.scripts:
