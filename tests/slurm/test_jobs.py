@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def test_submit_dry_run_shows_the_afterok_chain_and_queues_nothing(run_cli, home, tmp_path):
     r = run_cli("slurm", "submit", "--per-phase", "--from", "mid", "--run", "chain", "--dry-run",
@@ -49,3 +51,15 @@ def test_status_reads_the_record_and_asks_slurm(run_cli, home, tmp_path):
     jobs = json.loads(r.stdout)["jobs"]
     assert jobs[0]["state"] == "RUNNING" and jobs[0]["log"] == str(run / "logs" / "nanochat-base-11.out")
     assert jobs[1]["state"] == "PENDING" and jobs[1]["reason"] == "Dependency"
+
+
+@pytest.mark.parametrize("text", ['{"run": "r3", "log_dir": "/x", "jobs": [{"id": "1", "scr', "", "\udcff",
+                                  "[1, 2]", '{"run": "r3", "jobs": [{"id": "1"}]}', '{"log_dir": "/x", "jobs": 3}'])
+def test_a_torn_or_foreign_job_record_is_one_line_naming_the_file(run_cli, home, text):
+    run = home / "runs" / "r3"
+    run.mkdir(parents=True)
+    (run / "slurm-jobs.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    r = run_cli("slurm", "status", "--run", "r3")
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert str(run / "slurm-jobs.json") in r.stderr and "squeue" in r.stderr

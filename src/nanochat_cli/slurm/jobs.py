@@ -74,6 +74,28 @@ def latest_run(paths: Paths) -> str:
     return records[-1].parent.name
 
 
+def read_record(path: Path) -> dict:
+    """The job record `submit` wrote, or UsageError naming the file: submit writes it atomically, so a torn or
+    reshaped one was cut or edited by something else (a full disk on a copy, an editor) and cannot be trusted."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else " ".join(str(e).split())[:120]
+        raise UsageError(f"the Slurm job record {path} cannot be read ({reason})", _RECORD_FIX) from None
+    jobs = record.get("jobs") if isinstance(record, dict) else None
+    if not (isinstance(jobs, list) and isinstance(record.get("log_dir"), str)
+            and all(isinstance(j, dict) and isinstance(j.get("script"), str) and isinstance(j.get("phases"), list)
+                    and isinstance(j.get("id"), (str, type(None))) for j in jobs)):
+        raise UsageError(f"the Slurm job record {path} is not one `nanochat slurm submit` wrote "
+                         "(it needs log_dir and a list of jobs with id, script and phases)", _RECORD_FIX)
+    return record
+
+
+# The jobs live in Slurm, not in the file: losing the record loses only this command's view of them.
+_RECORD_FIX = ("the queued jobs are unaffected (`squeue --me` lists them); move the file aside and submit again, "
+               "or restore it from the job ids")
+
+
 def status(paths: Paths, run: str | None) -> dict:
     """The run's jobs with their Slurm state (squeue while queued/running, scontrol after)."""
     run = run or latest_run(paths)
@@ -81,7 +103,7 @@ def status(paths: Paths, run: str | None) -> dict:
     if not rec_path.is_file():
         raise UsageError(f"run '{run}' has no submitted Slurm jobs ({rec_path} is missing)",
                          "pass the run name given by `nanochat slurm submit`, or omit --run for the latest")
-    record = json.loads(rec_path.read_text(encoding="utf-8"))
+    record = read_record(rec_path)
     ids = [j["id"] for j in record["jobs"] if j.get("id")]
     queued: dict[str, dict] = {}
     if ids:
