@@ -2,16 +2,29 @@
 
 -i base does plain completion (BOS + prompt, continue); mid/sft render the conversation with the chat
 template and sample the assistant's reply, streaming each token as it is decoded. The history is kept
-as messages, so `/clear` starts over and the context grows turn by turn up to the model's length.
+as messages, so `/clear` starts over and the context grows turn by turn up to the model's length; then the
+oldest turns are forgotten (with a note on stderr). A message that alone does not fit is refused, not cut:
+cutting from the left would silently answer a different question.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
+from nanochat_cli.errors import UsageError
 from nanochat_cli.model.engine import Engine, GenerationConfig
 
 HELP = "Type a message. /clear forgets the conversation, /exit (or Ctrl-D) leaves."
+
+
+@dataclass
+class Turn:
+    """A message ready to answer: the prompt ids and the history they render (oldest turns dropped if needed)."""
+
+    ids: list[int]
+    messages: list[dict]
+    dropped: int = 0
 
 
 class ChatSession:
@@ -20,43 +33,61 @@ class ChatSession:
         self.engine = Engine(loaded.model, loaded.tokenizer)
         self.gen = gen
         self.messages: list[dict] = []
+        self.stopped_at_context = False  # the last reply ended because the context was full
+
+    @property
+    def seq_len(self) -> int:
+        return self.loaded.model.config.seq_len
+
+    @property
+    def prompt_limit(self) -> int:
+        # Room kept for the reply: max_tokens, but at most a quarter of the context, so a long history is
+        # trimmed to leave a reply room while a long message on a small model (256 tokens) is still allowed.
+        return self.seq_len - min(self.gen.max_tokens, self.seq_len // 4)
 
     def clear(self) -> None:
         self.messages = []
 
-    def _prompt_ids(self, text: str) -> list[int]:
-        tok = self.loaded.tokenizer
+    def prepare(self, text: str) -> Turn:
+        """The ids for answering `text`, or UsageError when `text` alone does not fit the context. Nothing is
+        committed to the history here: a refused or interrupted turn leaves it exactly as it was."""
+        tok, limit = self.loaded.tokenizer, self.prompt_limit
         if self.loaded.phase == "base":
-            return tok.encode(text, prepend=tok.bos_id)
-        from nanochat_cli.tokenizer.chat import render_for_completion
+            ids, messages = tok.encode(text, prepend=tok.bos_id), []
+        else:
+            from nanochat_cli.tokenizer.chat import render_for_completion
 
-        self.messages.append({"role": "user", "content": text})
-        ids = render_for_completion(tok, {"messages": self.messages})
-        limit = self.loaded.model.config.seq_len - 16
-        while len(ids) > limit and len(self.messages) > 1:  # forget the oldest turns that no longer fit
-            self.messages = self.messages[2:] if len(self.messages) > 2 else self.messages[-1:]
-            ids = render_for_completion(tok, {"messages": self.messages})
-        return ids[-limit:]
+            messages = self.messages + [{"role": "user", "content": text}]
+            ids = render_for_completion(tok, {"messages": messages})
+        dropped = 0
+        while len(ids) > limit and len(messages) > 1:  # forget the oldest turns (user + assistant) first
+            messages, dropped = messages[2:], dropped + 1
+            ids = render_for_completion(tok, {"messages": messages})
+        if len(ids) > limit:
+            # Refuse rather than cut: cutting from the left would answer a question the user did not ask.
+            what = "prompt" if self.loaded.phase == "base" else "message"
+            raise UsageError(f"the {what} is {len(ids)} tokens; this model reads {self.seq_len} tokens at most and "
+                             f"keeps {self.seq_len - limit} of them for the reply",
+                             f"shorten it to at most {limit} tokens, or lower --max-tokens to keep less room "
+                             "for the reply")
+        return Turn(ids, messages, dropped)
 
     def reply(self, text: str, on_text: Callable[[str], None] | None = None) -> str:
         """Generate the reply to `text`, calling `on_text` with each newly decoded piece (streaming)."""
-        n_before = len(self.messages)
-        try:
-            return self._reply(text, on_text)
-        except BaseException:
-            # Ctrl-C mid-reply: drop the unanswered user turn, or the next turn would break the
-            # user/assistant alternation the chat template requires.
-            del self.messages[n_before:]
-            raise
+        return self.respond(self.prepare(text), on_text)
 
-    def _reply(self, text: str, on_text: Callable[[str], None] | None) -> str:
+    def respond(self, turn: Turn, on_text: Callable[[str], None] | None = None) -> str:
+        """Generate the reply to a prepared turn; the history takes the turn only once the reply is complete,
+        so Ctrl-C mid-reply cannot leave an unanswered user message (the chat template needs alternation)."""
         tok = self.loaded.tokenizer
-        ids = self._prompt_ids(text)
         out: list[int] = []
         shown = ""
-        for step in self.engine.generate(ids, 1, self.gen):
+        stopped = False
+        self.stopped_at_context = False
+        for step in self.engine.generate(turn.ids, 1, self.gen):
             t = step[0]
             if t in self.engine.stop_ids:
+                stopped = True
                 break
             out.append(t)
             text_so_far = tok.decode(out)
@@ -67,13 +98,27 @@ class ChatSession:
         answer = tok.decode(out)
         if on_text is not None and len(answer) > len(shown):
             on_text(answer[len(shown):])
+        # The engine stops at the context's end without a word; say so (max_tokens is a limit the user chose).
+        self.stopped_at_context = not stopped and len(out) < self.gen.max_tokens
         if self.loaded.phase != "base":
-            self.messages.append({"role": "assistant", "content": answer})
+            self.messages = turn.messages + [{"role": "assistant", "content": answer}]
         return answer
 
+    def notices(self, turn: Turn | None = None) -> list[str]:
+        """Lines for stderr about what the context forced: forgotten turns (before a reply), a cut reply (after)."""
+        if turn is not None:
+            return [f"note: forgot the {turn.dropped} oldest turn(s) of this conversation to fit the model's "
+                    f"{self.seq_len}-token context"] if turn.dropped else []
+        if self.stopped_at_context:
+            return [f"note: the reply stopped at the end of the model's {self.seq_len}-token context"
+                    + ("" if self.loaded.phase == "base" else "; /clear starts a new conversation")]
+        return []
 
-def interactive(session: ChatSession, read: Callable[[str], str], write: Callable[[str], None]) -> None:
-    """The REPL: `read(prompt)` raises EOFError on Ctrl-D; Ctrl-C during a reply stops that reply only."""
+
+def interactive(session: ChatSession, read: Callable[[str], str], write: Callable[[str], None],
+                notify: Callable[[str], None]) -> None:
+    """The REPL: `read(prompt)` raises EOFError on Ctrl-D; Ctrl-C during a reply stops that reply only.
+    `notify` takes one line for stderr: a message that does not fit is refused there and the session goes on."""
     write(HELP + "\n")
     while True:
         try:
@@ -93,9 +138,18 @@ def interactive(session: ChatSession, read: Callable[[str], str], write: Callabl
             session.clear()
             write("(conversation cleared)\n")
             continue
+        try:
+            turn = session.prepare(text)
+        except UsageError as e:
+            notify(f"not sent: {e.one_line()}")  # the session, and its history, go on as before
+            continue
+        for line in session.notices(turn):
+            notify(line)
         write("model> ")
         try:
-            session.reply(text, on_text=write)
+            session.respond(turn, on_text=write)
         except KeyboardInterrupt:
             write(" [stopped]")
         write("\n")
+        for line in session.notices():
+            notify(line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import pytest
 import torch
 
 from nanochat_cli.model.gpt import GPT, GPTConfig
@@ -78,3 +79,92 @@ def test_ctrl_c_mid_reply_keeps_the_session_usable():
     assert session.messages == []
     session.reply("hello again")
     assert [m["role"] for m in session.messages] == ["user", "assistant"]
+
+
+def _session(phase: str, seq_len: int = 64, max_tokens: int = 8):
+    from nanochat_cli.chat_session import ChatSession
+    from nanochat_cli.model.engine import GenerationConfig
+    from nanochat_cli.model.inference import LoadedModel
+
+    torch.manual_seed(0)
+    tok = ByteTokenizer()
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2, seq_len=seq_len))
+    model.init_weights()
+    model.eval()
+    return ChatSession(LoadedModel(model, tok, {}, 1, "x", phase),
+                       GenerationConfig(max_tokens=max_tokens, temperature=0.0))
+
+
+def _one_line(r) -> str:
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    return r.stderr
+
+
+def test_a_prompt_longer_than_the_context_is_refused_in_one_line(run_cli, home):
+    """Refused, not cut from the left: a cut prompt would be answered as a different question."""
+    for phase in ("sft", "base"):
+        _save_tiny(home, phase, default_depth())
+        r = run_cli("chat", "-i", phase, "-p", "hello " * 100, "--max-tokens", "4")
+        assert r.returncode == 2 and r.stdout == "", r.stderr
+        err = _one_line(r)
+        assert "64 tokens at most" in err and "shorten it to at most 60 tokens" in err, err
+
+
+def test_a_long_message_in_a_session_is_refused_and_the_session_goes_on(run_cli, home):
+    _save_tiny(home, "sft", default_depth())
+    r = run_cli("chat", "--max-tokens", "4", "-t", "0", input="hi\n" + "hello " * 100 + "\nagain\n")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert r.stdout.count("model>") == 2
+    assert sum(line.startswith("not sent: the message is") for line in r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_a_refused_message_leaves_the_history_as_it_was():
+    from nanochat_cli.errors import UsageError
+
+    session = _session("sft")
+    session.reply("hi")
+    before = list(session.messages)
+    with pytest.raises(UsageError):
+        session.reply("word " * 100)
+    assert session.messages == before
+    session.reply("hi again")
+    assert [m["role"] for m in session.messages] == ["user", "assistant"] * 2
+
+
+def test_old_turns_are_forgotten_whole_with_a_note():
+    session = _session("sft", max_tokens=4)
+    for i in range(6):
+        turn = session.prepare(f"message number {i} " * 2)
+        session.respond(turn)
+    assert len(session.prepare("x").ids) <= session.prompt_limit
+    roles = [m["role"] for m in session.messages]
+    assert roles == ["user", "assistant"] * (len(roles) // 2) and len(roles) < 12  # alternation kept, oldest gone
+    assert session.messages[-2]["content"] == "message number 5 " * 2
+    turn = session.prepare("message number 6 " * 2)
+    assert turn.dropped >= 1 and session.notices(turn)[0].startswith("note: forgot the")
+
+
+def test_a_reply_that_runs_into_the_end_of_the_context_stops_there_with_a_note():
+    session = _session("base", seq_len=32, max_tokens=1000)
+    session.engine.stop_ids = set()  # never stop early: run into the context's end
+    answer = session.reply("abc")
+    assert len(answer.encode("utf-8", "surrogatepass")) >= 1 and session.stopped_at_context
+    assert session.notices() == ["note: the reply stopped at the end of the model's 32-token context"]
+
+
+def test_ctrl_c_after_old_turns_were_forgotten_keeps_the_whole_history():
+    """The turn commits only when its reply is complete: an interrupted reply that needed old turns dropped
+    leaves every old turn and no unanswered message (it used to leave the new user message behind)."""
+    session = _session("sft", max_tokens=4)
+    while not session.prepare("another message " * 2).dropped:
+        session.reply("another message " * 2)
+    before = list(session.messages)
+
+    def interrupt(_piece):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        session.reply("another message " * 2, on_text=interrupt)
+    assert session.messages == before
+    session.reply("after the interruption")
+    assert [m["role"] for m in session.messages][-2:] == ["user", "assistant"]

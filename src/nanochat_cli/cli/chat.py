@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from nanochat_cli.cli import output
 from nanochat_cli.cli.options import ConfigOpt, DepthOpt, ProfileOpt, build_config
 
 EPILOG = ("Examples: `nanochat chat` (interactive, the SFT model) · `nanochat chat -p \"Why is the sky blue?\"` · "
@@ -44,8 +45,10 @@ def chat(ctx: typer.Context,
         sys.stdout.flush()
 
     if prompt is not None:
-        session.reply(prompt, on_text=write)
+        session.reply(prompt, on_text=write)  # a prompt longer than the context: UsageError, exit 2
         write("\n")
+        for line in session.notices():
+            output.info(line)
         return
-    sys.stderr.write(f"{cfg.chat.source} model: {loaded.path} (step {loaded.step})\n")
-    interactive(session, read=input, write=write)
+    output.info(f"{cfg.chat.source} model: {loaded.path} (step {loaded.step})")
+    interactive(session, read=input, write=write, notify=output.info)
