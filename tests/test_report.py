@@ -7,6 +7,7 @@ import json
 
 from nanochat_cli.config import load_config
 from nanochat_cli.paths import Paths, atomic_write_json
+from tests.conftest import needs_read_only_mount
 
 
 def make_run(home, run_id="run-a", profile="cpu-tiny", evals=True):
@@ -106,3 +107,26 @@ def test_standalone_tokenizer_eval_is_shown_for_runs_trained_with_that_tokenizer
     assert build_report(cfg, "standalone")["tokenizer"] is None  # trained with another tokenizer
     atomic_write_json(ckpt / "meta.json", {"tokenizer": {"fingerprint": "abc123"}})
     assert build_report(cfg, "standalone")["tokenizer"] == saved
+
+
+@needs_read_only_mount
+def test_a_read_only_run_is_exit_2_naming_stdout_and_stdout_prints_it(run_cli, home):
+    """Saving needs a writable run directory; reading it does not: --stdout and --json print, write nothing."""
+    _, run_dir = make_run(home)
+    r = run_cli("report", read_only_dir=home)
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot write to the run directory" in r.stderr and "nanochat report --stdout" in r.stderr
+    r = run_cli("report", "--stdout", read_only_dir=home)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.startswith("# nanochat report card: run-a") and "| quiz | 0.4000 |" in r.stdout
+    assert "![loss]" not in r.stdout  # no plot files to point at
+    r = run_cli("report", "--json", read_only_dir=home)
+    assert r.returncode == 0 and json.loads(r.stdout)["run_id"] == "run-a"
+    assert not (run_dir / "report.md").exists() and not (run_dir / "loss.png").exists()
+
+
+def test_json_and_stdout_together_is_a_usage_error(run_cli, home):
+    make_run(home)
+    r = run_cli("report", "--json", "--stdout")
+    assert r.returncode == 2 and "cannot be combined" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -344,10 +344,21 @@ def render_markdown(data: dict, plots: dict[str, str]) -> str:
     return "\n".join(L) + "\n"
 
 
+def report_text(cfg, run_id: str | None = None) -> str:
+    """The markdown card without writing anything (no plots: they exist only as files beside report.md)."""
+    return render_markdown(build_report(cfg, run_id), {})
+
+
 def write_report(cfg, run_id: str | None = None) -> Path:
     """Write `<run>/report.md` (+ loss.png, bpb.png); returns the markdown's path."""
+    from nanochat_cli.writable import check_writable_dir
+
     data = build_report(cfg, run_id)
     run_dir = Path(data["run_dir"])
+    # Before the plots, so a read-only run (a colleague's run on a shared file system) is one line naming the
+    # way to read it anyway, not an OSError from the first PNG.
+    check_writable_dir(run_dir, "the run directory", "`nanochat report --stdout` prints the card without "
+                       "saving it (or --json for its data)")
     plots = plot_curves(data["curves"], run_dir)
     path = run_dir / "report.md"
     atomic_write_text(path, render_markdown(data, plots))

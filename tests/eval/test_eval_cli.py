@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import cli_env, in_netns
+from tests.conftest import cli_env, in_netns, needs_read_only_mount
 from tests.eval.bundle import make_bundle
 from tests.eval.conftest import save_tiny_checkpoint
 from tests.eval.test_suite import write_shards
@@ -82,3 +82,19 @@ def test_bpb_failing_on_one_rank_fails_on_every_rank_in_step(tmp_path):
         assert o["error"] == ("RuntimeError: validation failed (rank 1: OSError: validation shard unreadable "
                               "(injected)); skipped on every rank"), o
         assert o["next_collective"] == 3.0  # 1 + 2: the ranks met in the same collective
+
+
+@needs_read_only_mount
+@pytest.mark.parametrize("args", [["eval", "bpb"], ["eval", "core"], ["eval", "chat", "-i", "sft", "-a", "quiz"]],
+                         ids=["bpb", "core", "chat"])
+def test_a_read_only_home_is_exit_2_before_any_compute(run_cli, home, args):
+    """The result is recorded in the checkpoint's run: check that it can be written before evaluating."""
+    save_tiny_checkpoint(home, "sft" if "chat" in args else "base", seq_len=256)
+    write_shards(home)
+    make_bundle(home, rows=9)
+    r = run_cli(*args, env={**ENV, "NANOCHAT_EVAL__BPB_TOKENS": "4096", "NANOCHAT_EVAL__CHAT_MAX_PROBLEMS": "3"},
+                read_only_dir=home)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot write to the run directory" in r.stderr and "Read-only file system" in r.stderr
+    assert r.stdout == ""

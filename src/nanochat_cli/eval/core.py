@@ -236,6 +236,10 @@ def run_core(cfg, source: str = "base", step: int | None = None,
     load_bundle(bundle)  # preflight before loading any weights
     info = dist.dist_info()
     loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank))
+    if info.is_rank0:  # rank 0 records; under torchrun its exit ends the other ranks
+        from nanochat_cli.eval.record import check_recordable
+
+        check_recordable(cfg, loaded.meta)
     device = next(loaded.model.parameters()).device
     dist.init(cfg.dist.backend, device.type)  # no-op for a single process
     try:

@@ -25,6 +25,16 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def check_recordable(cfg, meta: dict) -> None:
+    """Before any compute: the run directory the result will go to must take a write (a read-only home used
+    to cost the whole evaluation, ~30 s of bpb or minutes of CORE, and then fail with a raw OSError)."""
+    from nanochat_cli.writable import check_writable_dir
+
+    run_dir = Paths.of(cfg).run_dir(meta.get("run_id") or "eval")
+    check_writable_dir(run_dir, "the run directory", "an evaluation is recorded in the checkpoint's run; run it "
+                       "with --home (or NANOCHAT_HOME) on a writable copy of the home, or make this one writable")
+
+
 def record_result(cfg, meta: dict, kind: str, result: dict, metrics: dict[str, Any]) -> Path:
     """Store `result` as evals["<source>_<kind>"] (kind: bpb, core, chat) and log `metrics`; returns the run dir."""
     from nanochat_cli.track import Tracker
