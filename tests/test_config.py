@@ -183,3 +183,21 @@ def test_unread_nanochat_variables_warn_with_the_nearest_name():
         "NANOCHAT_FOO is not a nanochat setting and is ignored; settings are NANOCHAT_<SECTION>__<KEY> "
         "(e.g. NANOCHAT_TRAIN__SEED; `nanochat config show` lists the keys)",
         "NANOCHAT_TRAINN__SEED is not a nanochat setting and is ignored; did you mean NANOCHAT_TRAIN__SEED?"]
+
+
+@pytest.mark.parametrize("key", ["data.base_url", "data.hf_endpoint", "data.words_url", "data.eval_bundle_url"])
+@pytest.mark.parametrize("url,needle", [("", "http:// or https://"), ("not a url", "http:// or https://"),
+                                        ("ftp://host/x", "http:// or https://"), ("http://[::1", "not a URL"),
+                                        ("http://h:99999/x", "not a URL"), ("https:///path", "with a host")])
+def test_download_urls_are_http_urls_with_a_host(key, url, needle):
+    """A typo here would otherwise cost every retry and its backoff (a minute or more) before failing."""
+    with pytest.raises(UsageError) as e:
+        load_config(flags={key: url}, environ={})
+    assert key in e.value.one_line() and needle in e.value.one_line()
+    assert load_config(flags={key: "http://127.0.0.1:8080/mirror"}, environ={})
+
+
+@pytest.mark.parametrize("var", ["NANOCHAT_MODEL__FILE", "NANOCHAT_SLURM__VENV", "NANOCHAT_SLURM__LOG_DIR"])
+def test_an_empty_path_is_not_the_current_directory(var):
+    with pytest.raises(UsageError, match="set but empty"):
+        load_config(environ={var: ""})

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from nanochat_cli.errors import UsageError
@@ -47,6 +47,16 @@ def _all_or_count(v: int) -> int:
 AllOrCount = Annotated[int, AfterValidator(_all_or_count)]
 
 
+def _not_empty_path(v: Any) -> Any:
+    # Path("") is Path("."): an empty value would quietly mean "the current directory" (of the job, for Slurm).
+    if isinstance(v, str) and not v.strip():
+        raise ValueError("it is set but empty; give a path, or unset it")
+    return v
+
+
+OptionalPath = Annotated[Path | None, BeforeValidator(_not_empty_path)]
+
+
 class Section(BaseModel):
     # allow_inf_nan=False: `inf` passes a `gt=0` bound (a learning rate of inf trains to NaN) and `nan`
     # fails every bound with a message about the bound, not about the number.
@@ -67,7 +77,7 @@ class ModelConfig(Section):
     """Context length in tokens for training and the rotary table."""
     softcap: float = Field(15.0, gt=0)
     """Logit soft-capping: logits = softcap · tanh(logits / softcap)."""
-    file: Path | None = None
+    file: OptionalPath = None
     """A user's own GPT module (learn mode, `--model gpt.py`); unset = the reference model."""
 
     @property
@@ -116,6 +126,24 @@ class DataConfig(Section):
     """The English word list SpellingBee draws from (saved as <home>/words_alpha.txt)."""
     eval_bundle_url: str = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
     """The CORE eval bundle (~162 MB zip, extracted to <home>/eval_bundle)."""
+
+    @field_validator("base_url", "hf_endpoint", "words_url", "eval_bundle_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        # Checked here, not by the downloader: a typo ('htps://', '', no host) otherwise costs every retry
+        # with backoff (2+4+8+16+32 s per file) before the fetch reports it.
+        if v is None:
+            return v
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not a URL ({e})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in v):
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {v!r}")
+        return v
 
 
 class TrainConfig(Section):
@@ -302,7 +330,7 @@ class SlurmConfig(Section):
     """Nodes per job."""
     gpus_per_node: int = Field(8, ge=0, le=64)
     """GPUs per node (0 = no `--gpus-per-node` line, for CPU partitions)."""
-    cpus_per_task: int = Field(32, ge=1)
+    cpus_per_task: int = Field(32, ge=1, le=4096)  # a typo guard: no node has thousands of CPUs
     """CPUs per node task (one task per node runs torchrun and its workers)."""
     time: str = "12:00:00"
     """Wall-time limit in one of Slurm's forms: MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS, DAYS-HOURS,
@@ -315,9 +343,9 @@ class SlurmConfig(Section):
     """Which events mail the user (Slurm names: BEGIN, END, FAIL, REQUEUE, TIME_LIMIT_80, ALL, NONE, ...)."""
     modules: list[str] = []
     """Environment modules to `module load` before running (e.g. ["cuda/12.4", "python/3.11"])."""
-    venv: Path | None = None
+    venv: OptionalPath = None
     """Virtual environment to activate in the job; unset = `nanochat` must already be on the job's PATH."""
-    log_dir: Path | None = None
+    log_dir: OptionalPath = None
     """Directory for the jobs' `%x-%j.out/.err` logs (created by render); unset = <home>/runs/<run>/logs."""
     per_phase: bool = False
     """One sbatch script per phase, chained with `--dependency=afterok` by `slurm submit`

@@ -98,3 +98,9 @@ def test_a_read_only_home_is_exit_2_before_any_compute(run_cli, home, args):
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "cannot write to the run directory" in r.stderr and "Read-only file system" in r.stderr
     assert r.stdout == ""
+
+
+def test_a_negative_step_is_a_usage_error(run_cli, home):
+    r = run_cli("eval", "bpb", "--step", "-1")
+    assert r.returncode == 2 and "--step" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -128,6 +128,14 @@ BAD = [
     ({}, ["--time", "00:05:00"], "signal_seconds"),
     ({}, ["--time", "99:99:99"], "99 minutes, but minutes after the first field must be below 60"),
     ({}, ["--time", "1-24"], "24 hours"),
+    ({}, ["--phases", ""], "unknown phase(s) ''"),
+    ({}, ["--from", ""], "unknown phase ''"),
+    ({}, ["--command", ""], "--command is empty"),
+    ({}, ["--command", "  "], "--command is empty"),
+    ({}, ["--out", ""], "--out is empty"),
+    ({"NANOCHAT_SLURM__VENV": ""}, [], "slurm.venv"),
+    ({"NANOCHAT_SLURM__LOG_DIR": ""}, [], "slurm.log_dir"),
+    ({"NANOCHAT_SLURM__CPUS_PER_TASK": "99999999999"}, [], "between 1 and 4096"),
 ]
 
 
@@ -144,6 +152,7 @@ def test_invalid_values_exit_2_and_write_nothing(home, tmp_path, monkeypatch, ca
     assert exc.value.code == 2, err
     assert needle in err and err.startswith("Error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists() and not (home / "runs").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing in the cwd either
 
 
 def test_one_bad_value_through_the_real_command(run_cli, tmp_path):

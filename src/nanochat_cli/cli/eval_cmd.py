@@ -11,7 +11,7 @@ from nanochat_cli.cli.options import ConfigOpt, DepthOpt, JsonOpt, ProfileOpt, b
 
 app = typer.Typer(help="Evaluate a checkpoint: CORE, bits per byte, chat tasks.", no_args_is_help=True)
 
-StepOpt = Annotated[Optional[int], typer.Option("--step", help="Checkpoint step (default: the latest).")]
+StepOpt = Annotated[Optional[int], typer.Option("--step", min=0, help="Checkpoint step (default: the latest).")]
 
 
 def _threads(cfg) -> None:

@@ -37,7 +37,8 @@ NprocOpt = Annotated[Optional[int], typer.Option(
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (train.seed).")]
 RunOpt = Annotated[Optional[str], typer.Option("--run", help="Run name for tracking (track.run).")]
 WandbOpt = Annotated[Optional[str], typer.Option("--wandb", help="disabled, offline or online (track.wandb).")]
-ModelFileOpt = Annotated[Optional[Path], typer.Option(
+# str, not Path: click turns '' into Path('.'), which the config could not tell from a real path.
+ModelFileOpt = Annotated[Optional[str], typer.Option(
     "--model", help="Train your own GPT module (learn mode) instead of the reference (model.file).")]
 
 

@@ -18,7 +18,8 @@ PhasesOpt = Annotated[Optional[str], typer.Option(
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Run this phase and the ones after it (e.g. mid).")]
 TimeOpt = Annotated[Optional[str], typer.Option(
     "--time", help="Wall-time limit in a Slurm form: MINUTES, HH:MM:SS or D-HH[:MM[:SS]] (slurm.time).")]
-OutOpt = Annotated[Optional[Path], typer.Option(
+# str, not Path: click turns '' into Path('.'), and an empty --out would write the scripts into the cwd.
+OutOpt = Annotated[Optional[str], typer.Option(
     "--out", help="Directory for the sbatch files [default: <home>/runs/<run>].")]
 PerPhaseOpt = Annotated[Optional[bool], typer.Option(
     "--per-phase/--one-job", help="One script per phase chained with afterok, or one job for the chain "
@@ -31,6 +32,17 @@ EPILOG = ("Examples:\n\n  nanochat slurm render --profile a100x8\n\n"
           "  nanochat slurm submit --profile a100x8 --per-phase --run d20-speedrun")
 
 
+def _out_dir(out: str | None, default: Path) -> Path:
+    if out is None:
+        return default
+    if not out.strip():
+        from nanochat_cli.errors import UsageError
+
+        raise UsageError("--out is empty", "pass a directory for the sbatch files, or leave --out out for "
+                                           "<home>/runs/<run>")
+    return Path(out)
+
+
 def _render(ctx, profile, config, nodes, phases, from_, time, run, per_phase, command):
     import shlex
 
@@ -39,11 +51,15 @@ def _render(ctx, profile, config, nodes, phases, from_, time, run, per_phase, co
     chosen = parse_phases(phases, from_)
     resolved = build_config(ctx, profile, config, {"slurm.nodes": nodes, "slurm.time": time, "track.run": run,
                                                    "slurm.per_phase": per_phase})
+    from nanochat_cli.errors import UsageError
+
     try:
         words = shlex.split(command) if command is not None else None
     except ValueError as e:
-        from nanochat_cli.errors import UsageError
         raise UsageError(f"--command {command!r} cannot be split into words: {e}", "balance the quotes") from None
+    if words == []:  # rendering the training chain instead would run something the user did not ask for
+        raise UsageError("--command is empty", "name a nanochat command, e.g. --command 'eval core', or leave "
+                                               "--command out to render the training phases")
     run_id = default_run_id(resolved.config)
     return resolved, render_jobs(resolved, chosen, run_id, command=words, config_file=config)
 
@@ -58,7 +74,7 @@ def render(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = N
     from nanochat_cli.slurm.render import submit_hint, write_jobs
 
     resolved, rendered = _render(ctx, profile, config, nodes, phases, from_, time, run, per_phase, command)
-    written = write_jobs(rendered, out or Paths(resolved.config.home).run_dir(rendered.run))
+    written = write_jobs(rendered, _out_dir(out, Paths(resolved.config.home).run_dir(rendered.run)))
     if json:
         output.emit_json({"run": rendered.run, "log_dir": str(rendered.log_dir), "scripts": [str(p) for p in written],
                           "submit": submit_hint(rendered, written)})
@@ -80,7 +96,7 @@ def submit(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = N
 
     resolved, rendered = _render(ctx, profile, config, nodes, phases, from_, time, run, per_phase, command)
     paths = Paths(resolved.config.home)
-    written = write_jobs(rendered, out or paths.run_dir(rendered.run))
+    written = write_jobs(rendered, _out_dir(out, paths.run_dir(rendered.run)))
     record = submit_jobs(paths, rendered.run, written, [js.phases for js in rendered.scripts], rendered.log_dir,
                          dry_run=dry_run)
     if json:

@@ -57,13 +57,13 @@ class Rendered:
 
 def parse_phases(phases: str | None, from_phase: str | None) -> tuple[str, ...]:
     """`--phases base,mid,sft` or `--from mid` (= mid and everything after it); default all three."""
-    if phases and from_phase:
+    if phases is not None and from_phase is not None:
         raise UsageError("--phases and --from cannot be combined", "use --phases mid,sft or --from mid")
-    if from_phase:
+    if from_phase is not None:
         if from_phase not in PHASES:
             raise UsageError(f"unknown phase '{from_phase}' for --from", f"choose one of: {', '.join(PHASES)}")
         return PHASES[PHASES.index(from_phase):]
-    if not phases:
+    if phases is None:  # an explicit --phases '' falls through to "unknown phase(s) ''", not to all phases
         return PHASES
     chosen = tuple(p.strip() for p in phases.split(",") if p.strip())
     bad = [p for p in chosen if p not in PHASES]
