@@ -201,3 +201,16 @@ def test_download_urls_are_http_urls_with_a_host(key, url, needle):
 def test_an_empty_path_is_not_the_current_directory(var):
     with pytest.raises(UsageError, match="set but empty"):
         load_config(environ={var: ""})
+
+
+def test_a_toml_number_is_slurm_minutes(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[slurm]\ntime = 90\n")
+    assert load_config(config_file=f, environ={}).config.slurm.time == "90"
+
+
+@pytest.mark.parametrize("key,value", [("train.device_batch_size", 2**70), ("sft.device_batch_size", 65537),
+                                       ("mid.device_batch_size", 10**9), ("train.total_batch_size", 2**40)])
+def test_batch_sizes_have_a_ceiling_before_torch_overflows(key, value):
+    with pytest.raises(UsageError, match=f"{key} .*must be between 1 and"):
+        load_config(flags={key: value}, environ={})

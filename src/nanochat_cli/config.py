@@ -35,6 +35,10 @@ N_SPECIAL_TOKENS = 9
 # Seeds go to torch.manual_seed (accepts up to 2**64 - 1), numpy's default_rng (no negatives) and
 # random.Random; 0 … 2**32 - 1 is what all of them, and numpy's legacy np.random.seed, accept.
 MAX_SEED = 2**32 - 1
+# Typo guards, far above any real run (nanochat d20: 32 sequences per device, 524,288 tokens per step): a
+# value past them does not train, it fails deep in torch (a C long overflow, or an allocation of terabytes).
+MAX_BATCH = 65_536
+MAX_TOKENS_PER_STEP = 2**34
 
 
 def _all_or_count(v: int) -> int:
@@ -153,9 +157,9 @@ class TrainConfig(Section):
     """Compute dtype: `auto` = bf16 on CUDA and on CPUs with fast bf16 (AVX512-BF16/AMX), fp32 elsewhere."""
     compile: Literal["auto", "on", "off"] = "auto"
     """torch.compile: `auto` compiles when a C++ compiler is available and falls back to eager."""
-    device_batch_size: int = Field(32, ge=1)
+    device_batch_size: int = Field(32, ge=1, le=MAX_BATCH)
     """Sequences per forward pass on one device (nanochat d20 on 80 GB: 32)."""
-    total_batch_size: int = Field(524_288, ge=1)
+    total_batch_size: int = Field(524_288, ge=1, le=MAX_TOKENS_PER_STEP)
     """Tokens per optimizer step over all devices; gradient accumulation makes up the difference."""
     num_iterations: int = Field(-1, ge=-1)
     """Optimizer steps; -1 derives them from target_param_data_ratio."""
@@ -201,9 +205,9 @@ class MidConfig(Section):
     multiple choice and spelling; no network)."""
     num_iterations: int = Field(-1, ge=-1)
     """Optimizer steps; -1 = one pass over the mixture (estimated from the mean conversation length)."""
-    device_batch_size: int | None = Field(None, ge=1)
+    device_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH)
     """Rows per forward pass per device; unset = train.device_batch_size."""
-    total_batch_size: int | None = Field(None, ge=1)
+    total_batch_size: int | None = Field(None, ge=1, le=MAX_TOKENS_PER_STEP)
     """Tokens per optimizer step; unset = train.total_batch_size."""
     init_lr_frac: float = Field(1.0, gt=0, le=10)
     """Learning rates are the [train] ones times this (nanochat mid: 1.0)."""
@@ -228,9 +232,9 @@ class SftConfig(Section):
     """Passes over the mixture when num_iterations is -1."""
     num_iterations: int = Field(-1, ge=-1)
     """Optimizer steps; -1 = epochs × conversations ÷ examples_per_step."""
-    device_batch_size: int = Field(4, ge=1)
+    device_batch_size: int = Field(4, ge=1, le=MAX_BATCH)
     """Conversations per forward pass per device (nanochat: 4)."""
-    examples_per_step: int = Field(32, ge=1)
+    examples_per_step: int = Field(32, ge=1, le=MAX_BATCH * 1024)
     """Conversations per optimizer step over all devices; must be a multiple of device_batch_size × world."""
     init_lr_frac: float = Field(0.02, gt=0, le=10)
     """Learning rates are the [train] ones times this (nanochat SFT: 0.02), then decay linearly to 0."""
@@ -356,6 +360,12 @@ class SlurmConfig(Section):
     env: list[str] = []
     """Extra `KEY=VALUE` environment variables exported in the job after the defaults
     (e.g. ["NCCL_SOCKET_IFNAME=ib0"]); values are shell-quoted."""
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _minutes_as_number(cls, v: Any) -> Any:
+        # `time = 90` in TOML is Slurm's MINUTES form written as a number
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
     @field_validator("time")
     @classmethod
@@ -544,7 +554,9 @@ def load_profile(name: str) -> dict[str, Any]:
     return data
 
 
-def load_config_file(path: Path) -> dict[str, Any]:
+def load_config_file(path: Path | str) -> dict[str, Any]:
+    if not str(path).strip():
+        raise UsageError("--config is empty", "pass the path of a .toml file, or leave --config out")
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"config file {path} does not exist", "pass the path of an existing .toml file")

@@ -113,6 +113,8 @@ BAD_INPUTS = [
     (["config", "show"], {"NANOCHAT_PROFILE": ""}, None, "NANOCHAT_PROFILE is empty"),
     (["config", "show"], {"NANOCHAT_HOME": ""}, None, "home (from env NANOCHAT_HOME): it is set but empty"),
     (["--home", "", "config", "show"], {}, None, "home (from --home): it is set but empty"),
+    (["config", "show", "--config", ""], {}, None, "--config is empty"),
+    (["bench", "train", "--batch", "99999999999999999999"], {}, None, "between 1 and 65536"),
 ]
 
 
@@ -146,3 +148,33 @@ def test_a_misspelled_variable_warns_once_and_the_command_goes_on(run_cli):
     assert r.stderr.splitlines() == ["warning: NANOCHAT_TRAINN__SEED is not a nanochat setting and is ignored; "
                                      "did you mean NANOCHAT_TRAIN__SEED?"]
     assert json.loads(r.stdout)["config"]["train"]["seed"] == 42
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: "
+                                                             "can't allocate memory: you tried to allocate 5242880000 "
+                                                             "bytes.\nError code 12")])
+def test_out_of_memory_is_one_line_naming_the_batch(monkeypatch, capsys, home, exc):
+    import nanochat_cli.config
+    from nanochat_cli.cli import main
+
+    def too_big(**_):
+        raise exc
+
+    monkeypatch.setattr(nanochat_cli.config, "load_config", too_big)
+    with pytest.raises(SystemExit) as e:
+        main(["config", "show"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.count("\n") == 1 and err.startswith("Error: out of memory"), err
+    assert "lower the batch size" in err
+
+
+def test_other_runtime_errors_still_show_their_traceback(monkeypatch, home):
+    import nanochat_cli.config
+    from nanochat_cli.cli import main
+
+    def bug(**_):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(nanochat_cli.config, "load_config", bug)
+    with pytest.raises(RuntimeError, match="a bug of ours"):
+        main(["config", "show"])

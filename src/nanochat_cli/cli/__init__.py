@@ -86,12 +86,28 @@ def main(argv: list[str] | None = None) -> None:
         _fail(" ".join(e.format_message().split()), e.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except (MemoryError, RuntimeError) as e:
+        if os.environ.get("NANOCHAT_DEBUG") or not _out_of_memory(e):
+            raise
+        # A batch or model too big for this machine: an input to change, not a bug to report.
+        detail = " ".join(str(e).split())[:200]
+        _fail(f"out of memory ({detail or type(e).__name__}) — fix: lower the batch size (train.device_batch_size, "
+              "--device-batch-size, bench --batch) or the model size; NANOCHAT_DEBUG=1 shows the traceback",
+              EXIT_FAILURE)
     except OSError as e:
         if os.environ.get("NANOCHAT_DEBUG"):
             raise
         # Disk full, permission denied, ...: not a bug of ours, so one line instead of a traceback.
         _fail(f"{e.strerror or e} ({e.filename or ''})".replace(" ()", "") + " — set NANOCHAT_DEBUG=1 for details",
               EXIT_FAILURE)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    # torch raises torch.OutOfMemoryError on CUDA and a plain RuntimeError from its CPU allocator; matched by
+    # name and text so that importing this module does not import torch.
+    text = str(e)
+    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "CUDA out of memory" in text)
 
 
 def _fail(line: str, code: int) -> None:

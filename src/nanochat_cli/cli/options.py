@@ -17,7 +17,8 @@ from nanochat_cli.cli import output
 ProfileOpt = Annotated[Optional[str], typer.Option(
     "--profile", "-P", envvar="NANOCHAT_PROFILE", show_envvar=True,
     help="Named preset to start from: cpu-tiny (default), cpu-small, a100x8, h100x8.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option(
+# str, not Path: click turns '' into Path('.'), and "config file . does not exist" hides that it was empty.
+ConfigOpt = Annotated[Optional[str], typer.Option(
     "--config", "-c", help="TOML file of settings layered over the profile (same keys as `config show`).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of a table.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would be done, do nothing.")]
