@@ -52,6 +52,9 @@ class ChatSession:
         """The ids for answering `text`, or UsageError when `text` alone does not fit the context. Nothing is
         committed to the history here: a refused or interrupted turn leaves it exactly as it was."""
         tok, limit = self.loaded.tokenizer, self.prompt_limit
+        # Bytes that are not UTF-8 (a terminal or file in another encoding) reach Python as lone surrogates,
+        # which no tokenizer can encode: turn them back into bytes and each bad one into U+FFFD.
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         if self.loaded.phase == "base":
             ids, messages = tok.encode(text, prepend=tok.bos_id), []
         else:

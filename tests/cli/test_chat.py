@@ -168,3 +168,15 @@ def test_ctrl_c_after_old_turns_were_forgotten_keeps_the_whole_history():
     assert session.messages == before
     session.reply("after the interruption")
     assert [m["role"] for m in session.messages][-2:] == ["user", "assistant"]
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters(run_cli, home):
+    """A terminal in another encoding: Python hands such bytes over as lone surrogates, which broke the encode."""
+    import os
+
+    _save_tiny(home, "sft", default_depth())
+    r = run_cli("chat", "-p", os.fsdecode(b"caf\xe9?"), "-t", "0", "--max-tokens", "2")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    session = _session("sft")
+    session.reply(os.fsdecode(b"\xff\xfe hi"))
+    assert session.messages[0]["content"] == "\ufffd\ufffd hi"
