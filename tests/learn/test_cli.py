@@ -51,6 +51,20 @@ def test_bad_workspace_is_one_line_exit_2(run_cli, tmp_path):
         assert "Traceback" not in r.stderr
 
 
+def test_empty_or_unwritable_workspace_and_nan_interval_are_one_line_exit_2(run_cli, tmp_path):
+    (tmp_path / "file").write_text("")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for args, needle in ((["learn", "init", ""], "workspace path is empty"),
+                         (["learn", "step", ""], "workspace path is empty"),
+                         (["learn", "init", str(tmp_path / "file" / "ws")], "cannot be created"),
+                         (["learn", "watch", str(tmp_path), "--interval", "nan"], "--interval")):
+        r = run_cli(*args, cwd=cwd)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("Error:") and needle in r.stderr, r.stderr
+    assert list(cwd.iterdir()) == []  # `learn init ''` used to write gpt.py and PROGRESS.md here
+
+
 def test_unknown_component_suggests(run_cli, tmp_path):
     run_cli("learn", "init", str(tmp_path / "w"))
     r = run_cli("learn", "hint", "atention", "-w", str(tmp_path / "w"))

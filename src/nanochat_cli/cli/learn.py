@@ -6,7 +6,6 @@ skipping the config (pydantic, ~0.35 s) keeps `learn step` inside its 3 s budget
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -16,9 +15,10 @@ from nanochat_cli.cli.options import JsonOpt
 app = typer.Typer(help="Learn mode: implement the transformer yourself, guided step by step.", no_args_is_help=True,
                   epilog="Start: `nanochat learn init` then `nanochat learn step` (or `nanochat learn watch`).")
 
-DirArg = Annotated[Optional[Path], typer.Argument(help="Workspace directory [default: ./nanochat-learn].",
+# str, not Path: click turns '' into Path('.'), so an empty argument would quietly mean the current directory.
+DirArg = Annotated[Optional[str], typer.Argument(help="Workspace directory [default: ./nanochat-learn].",
                                                   show_default=False)]
-WsOpt = Annotated[Optional[Path], typer.Option("--workspace", "-w", help="Workspace directory "
+WsOpt = Annotated[Optional[str], typer.Option("--workspace", "-w", help="Workspace directory "
                                                "[default: ./nanochat-learn].", show_default=False)]
 ComponentArg = Annotated[str, typer.Argument(help="Component name (`nanochat learn status` lists them).")]
 
@@ -210,6 +210,12 @@ def watch(workspace: DirArg = None,
         output.result(text)
         sys.stdout.flush()  # a pipe or a tee'd log sees each run as it happens
 
+    import math
+
+    if not math.isfinite(interval):  # click's range check lets nan through (every comparison with it is false)
+        from nanochat_cli.errors import UsageError
+
+        raise UsageError(f"--interval must be a number of seconds, got {interval}", "e.g. --interval 0.5")
     ws = wsmod.require(workspace)
     runs = watchmod.watch(ws, interval, on_message=output.info, on_report=show)
     output.info(f"stopped watching after {runs} run(s)")

@@ -48,7 +48,9 @@ class Workspace:
         atomic_write_text(self.gpt, text)
 
 
-def resolve(path: Path | None) -> Workspace:
+def resolve(path: Path | str | None) -> Workspace:
+    if path is not None and not str(path).strip():
+        raise UsageError("the workspace path is empty", f"pass a directory, or leave it out for ./{DEFAULT_DIR}")
     return Workspace(Path(path) if path is not None else DEFAULT_DIR)
 
 
@@ -85,6 +87,9 @@ def init(path: Path | None, force: bool = False) -> dict:
     ws = resolve(path)
     if ws.root.exists() and not ws.root.is_dir():
         raise UsageError(f"{ws.root} exists and is not a directory", "choose another workspace path")
+    from nanochat_cli.writable import check_writable_dir
+
+    check_writable_dir(ws.root, "the learn workspace", "choose a directory you can write")
     existing = [p for p in (ws.gpt, ws.progress) if p.exists()]
     if existing and not force:
         raise UsageError(f"{ws.root} already holds your work ({', '.join(p.name for p in existing)})",
