@@ -10,22 +10,21 @@ from nanochat_cli.paths import Paths, atomic_write_json
 
 
 def make_run(home, run_id="run-a", profile="cpu-tiny", evals=True):
-    from nanochat_cli.train.manifest import Manifest
+    from nanochat_cli.runs import Manifest
 
     cfg = load_config(profile=profile, flags={"home": str(home)}).config
     m = Manifest.create(Paths(home), run_id, cfg, ["base", "mid", "sft"])
     for i, phase in enumerate(("base", "mid", "sft")):
         m.update_phase(phase, status="done", step=10 * (i + 1), train_seconds=12.5 * (i + 1))
     if evals:
-        m.data["evals"] = {
+        m.update(lambda data: data.__setitem__("evals", {
             "base_bpb": {"bpb": 1.234, "step": 10},
             "base_core": {"core": 0.05, "max_per_task": 100, "tasks": {
                 "arc_easy": {"type": "multiple_choice", "shots": 10, "rows": 100, "accuracy": 0.3, "centered": 0.0667}}},
             "mid_chat": {"suite": "mini", "score_name": "mini-suite score", "score": 0.1,
                          "tasks": {"quiz": {"accuracy": 0.4}, "arithmetic": {"accuracy": 0.05}},
                          "samples": [{"prompt": "What is 2+3?\nThanks", "completion": "`5`", "correct": True}]},
-            "sft_chat": {"skipped": "no sft checkpoint"}}
-        m.save()
+            "sft_chat": {"skipped": "no sft checkpoint"}}))
     run_dir = Paths(home).run_dir(run_id)
     lines = []
     for phase, n in (("base", 10), ("mid", 20)):
@@ -85,7 +84,7 @@ def test_cli_errors(run_cli, home):
     assert r.returncode == 2 and "nanochat speedrun" in r.stderr
     make_run(home)
     r = run_cli("report", "--run", "nope")
-    assert r.returncode == 2 and "no run 'nope'" in r.stderr
+    assert r.returncode == 2 and "no run named 'nope'" in r.stderr and "run-a" in r.stderr
 
 
 def test_standalone_tokenizer_eval_is_shown_for_runs_trained_with_that_tokenizer(home):
@@ -96,9 +95,9 @@ def test_standalone_tokenizer_eval_is_shown_for_runs_trained_with_that_tokenizer
     saved = {"tokenizers": ["ours"], "fingerprint": "abc123", "texts": [], "notes": []}
     atomic_write_json(Paths(home).tokenizer / "eval.json", saved)
     assert build_report(cfg, "standalone")["tokenizer"] is None  # no checkpoint says which tokenizer trained it
-    ckpt = home / "checkpoints" / "base" / "d2" / "step_000010"
+    ckpt = home / "runs" / "standalone" / "checkpoints" / "base" / "step_000010"
     ckpt.mkdir(parents=True)
-    from nanochat_cli.train.manifest import Manifest
+    from nanochat_cli.runs import Manifest
 
     m = Manifest.load(run_dir)
     m.update_phase("base", checkpoint=str(ckpt))

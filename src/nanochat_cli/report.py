@@ -43,14 +43,12 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 
 def resolve_run(cfg, run_id: str | None) -> str:
-    """`run_id`, or the most recently updated run; UsageError when there is none."""
-    from nanochat_cli.train.manifest import list_runs
+    """`run_id` (a run name, never a path), or the most recently updated run; UsageError when there is none."""
+    from nanochat_cli.runs import list_runs, load_named_run
 
     paths = Paths.of(cfg)
     if run_id:
-        if not (paths.run_dir(run_id) / "manifest.json").is_file():
-            raise UsageError(f"no run {run_id!r} under {paths.runs}", "see the run ids with `ls " + str(paths.runs) + "`")
-        return run_id
+        return load_named_run(paths, run_id).run_id
     runs = list_runs(paths)
     if not runs:
         raise UsageError(f"no runs under {paths.runs}", "train something first: `nanochat speedrun`")
@@ -154,10 +152,14 @@ def _tokenizer_eval(cfg, run_dir: Path, phases: dict) -> dict | None:
 
 def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
     """Everything the report shows, as JSON-able data."""
+    from nanochat_cli.runs import Manifest
+
     run_id = resolve_run(cfg, run_id)
     run_dir = Paths.of(cfg).run_dir(run_id)
-    manifest = _read_json(run_dir / "manifest.json") or {}
+    manifest = Manifest.load(run_dir).data  # validated: a damaged manifest is one line, exit 3
     speedrun = _read_json(run_dir / "speedrun.json")
+    if not isinstance(speedrun, dict) or not isinstance(speedrun.get("stages"), dict):
+        speedrun = None
     run_cfg = _run_config(run_dir)
     phases = manifest.get("phases", {})
     timings = {}

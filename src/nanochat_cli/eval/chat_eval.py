@@ -189,7 +189,8 @@ def evaluate_chat_model(model, tokenizer, cfg, task_names: list[str], suite: str
 
 
 def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  progress: Callable[[str], None] | None = None, run: str | None = None,
+                  depth: int | None = None) -> dict[str, Any]:
     """`nanochat eval chat`: load the `source` checkpoint and run one task or its whole suite."""
     if source not in ("base", "mid", "sft"):
         raise UsageError(f"unknown model source {source!r}", "use -i mid or -i sft")
@@ -202,7 +203,10 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
     for name in names:  # preflight: every dataset loads before any weights do
         build_task(cfg, name)
     info = dist.dist_info()
-    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank))
+    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank), run=run, depth=depth,
+                                quiet=not info.is_rank0)
+    if progress is not None and info.is_rank0:
+        progress(loaded.description)
     device = next(loaded.model.parameters()).device
     dist.init(cfg.dist.backend, device.type)
     try:
@@ -210,12 +214,13 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
                                      info.world_size, progress=progress if info.is_rank0 else None)
     finally:
         dist.cleanup()
-    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "world_size": info.world_size,
+    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "run": loaded.run,
+                   "world_size": info.world_size,
                    "rank": info.rank})
     if info.is_rank0:
         from nanochat_cli.eval.record import record_result
 
-        record_result(cfg, loaded.meta, "chat", result,
+        record_result(cfg, loaded.run, "chat", result,
                       {"chat_score": result["score"], "suite": suite,
                        **{f"chat/{k}": v["accuracy"] for k, v in result["tasks"].items()}})
     return result

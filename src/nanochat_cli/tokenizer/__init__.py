@@ -25,4 +25,34 @@ def load_tokenizer(cfg):
     return tok
 
 
-__all__ = ["load_tokenizer"]
+def load_recorded_tokenizer(cfg, recorded: dict | None, where: str | None = None):
+    """The tokenizer a checkpoint was trained with, from its meta.json "tokenizer" record (kind, vocab_size,
+    fingerprint): a model is only ever run or trained further with its own tokenizer. `recorded` None (a
+    fresh base run) = the default tokenizer. PreflightError naming the checkpoint when it is not at hand."""
+    from nanochat_cli.errors import PreflightError
+
+    if not recorded:
+        return load_tokenizer(cfg)
+    if recorded.get("kind") == "byte":
+        from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+
+        return ByteTokenizer()
+    tok_cfg = cfg.model_copy(deep=True)
+    tok_cfg.tokenizer.kind = "bpe"
+    if isinstance(recorded.get("vocab_size"), int):
+        tok_cfg.tokenizer.vocab_size = recorded["vocab_size"]
+    fp = recorded.get("fingerprint")
+    missing = PreflightError(f"the tokenizer {str(fp)[:12]} that {where or 'this checkpoint'} was trained with is "
+                             "not in this home", "restore that tokenizer (its sha256 is in the checkpoint's meta.json)")
+    try:
+        tok = load_tokenizer(tok_cfg)
+    except PreflightError:
+        if fp:
+            raise missing from None
+        raise
+    if fp and getattr(tok, "fingerprint", None) != fp:
+        raise missing
+    return tok
+
+
+__all__ = ["load_tokenizer", "load_recorded_tokenizer"]
