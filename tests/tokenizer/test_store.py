@@ -249,3 +249,20 @@ def test_eval_is_found_for_new_and_old_fingerprints(tmp_path, ranks):
     assert store.eval_for(paths, "ef" * 32) is None and store.eval_for(paths, None) is None
     shutil.rmtree(paths.tokenizers)
     assert store.eval_for(paths, fp) is None
+
+
+def test_load_recorded_tokenizer_follows_the_checkpoint_not_the_default(tmp_path, ranks):
+    from nanochat_cli.tokenizer import load_recorded_tokenizer
+
+    first = add_version(tmp_path, ranks)
+    add_version(tmp_path, small_ranks(VOCAB + 100))  # the default now, another vocab size
+    cfg = cfg_for(tmp_path)
+    old_style = hashlib.sha256(ranks_to_file_bytes(ranks)).hexdigest()
+    for fp in (first, old_style):
+        rec = {"kind": "bpe", "vocab_size": VOCAB, "fingerprint": fp}
+        assert load_recorded_tokenizer(cfg, rec, "the base checkpoint").fingerprint == first
+    assert load_recorded_tokenizer(cfg, {"kind": "byte", "vocab_size": 265, "fingerprint": None}).vocab_size == 265
+    assert load_recorded_tokenizer(cfg_for(tmp_path, **{"tokenizer.vocab_size": 500}), None).vocab_size == 500
+    with pytest.raises(PreflightError, match="that the mid checkpoint was trained with is not in"):
+        load_recorded_tokenizer(cfg, {"kind": "bpe", "vocab_size": VOCAB, "fingerprint": "ee" * 32},
+                                "the mid checkpoint")

@@ -53,6 +53,22 @@ def load_tokenizer(cfg, fingerprint: str | None = None, *, used_by: str | None =
     return tok
 
 
+def load_recorded_tokenizer(cfg, recorded: dict | None, where: str | None = None):
+    """The tokenizer a checkpoint was trained with, from its meta.json "tokenizer" record (kind, vocab_size,
+    fingerprint): `recorded` None (a fresh base run) = the default version; kind "byte" = the byte-level one;
+    otherwise exactly the recorded version (`load_tokenizer(cfg, fingerprint, used_by=where)`), so a model is
+    only ever run or trained further with its own tokenizer, whatever the default is now. A BPE record without
+    a fingerprint (never written by this project) falls back to the default of the recorded vocab size."""
+    if not recorded:
+        return load_tokenizer(cfg)
+    tok_cfg = cfg.model_copy(deep=True)
+    tok_cfg.tokenizer.kind = "byte" if recorded.get("kind") == "byte" else "bpe"
+    if isinstance(recorded.get("vocab_size"), int):
+        tok_cfg.tokenizer.vocab_size = recorded["vocab_size"]
+    fingerprint = recorded.get("fingerprint")
+    return load_tokenizer(tok_cfg, fingerprint if isinstance(fingerprint, str) else None, used_by=where)
+
+
 def tokenizer_matches(tokenizer, fingerprint: str | None) -> bool:
     """Whether `tokenizer` is the one a checkpoint recorded as `fingerprint`: its version fingerprint, or the
     sha256 of its ranks file (what releases before versioning recorded). None (what byte-level runs record)
@@ -63,4 +79,4 @@ def tokenizer_matches(tokenizer, fingerprint: str | None) -> bool:
     return fingerprint in (own, getattr(tokenizer, "ranks_sha256", None))
 
 
-__all__ = ["TokenizerVersion", "list_tokenizers", "load_tokenizer", "tokenizer_matches"]
+__all__ = ["TokenizerVersion", "list_tokenizers", "load_recorded_tokenizer", "load_tokenizer", "tokenizer_matches"]
