@@ -5,7 +5,8 @@ with `@register`. Checks load things for real (parquet footers, the tokenizer, e
 through `data.hub.load_split`), because "the directory exists" is what fails at 3 a.m. on a compute
 node. Cost: 2–6 s here (importing torch for the GPU count dominates). A piece another
 module has not built yet shows as `n/a` with its issue, never as a pass. Exit 3 when any row FAILs;
-WARN rows do not stop a job. This module only reports; it never downloads or repairs anything.
+WARN rows do not stop a job. This module only reports; it never downloads or repairs anything (loading the
+tokenizer moves a pre-versions <home>/tokenizer into tokenizers/, as every command does: a move, no change).
 """
 
 from __future__ import annotations
@@ -187,11 +188,14 @@ def check_tokenizer(ctx: Context) -> list[Result]:
     except ImportError:
         return [Result("tokenizer", NA, "nanochat_cli.tokenizer.load_tokenizer is not in this build yet: "
                                         "cannot verify")]
-    try:
+    try:  # the default version, fully validated (a pre-versions <home>/tokenizer is migrated first)
         tok = load_tokenizer(ctx.cfg)
     except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
         return [Result("tokenizer", FAIL, e.message, e.fix or "nanochat tokenizer train")]
-    return [Result("tokenizer", OK, f"vocab {tok.vocab_size:,}")]
+    if getattr(tok, "fingerprint", None) is None:
+        return [Result("tokenizer", OK, f"byte-level, vocab {tok.vocab_size:,} (tokenizer.kind = byte; no files)")]
+    return [Result("tokenizer", OK, f"default version {tok.fingerprint[:12]}, vocab {tok.vocab_size:,} "
+                                    f"({ctx.paths.tokenizer_dir(tok.fingerprint)})")]
 
 
 @register
@@ -265,7 +269,7 @@ def check_run_name(ctx: Context) -> list[Result]:
         return [Result("run name", FAIL, e.message, e.fix)]
     holder = runs.current_writer(ctx.paths, run)
     if holder is not None:
-        return [Result("run name", FAIL, f"run {run!r} is being written by {holder.holder()}",
+        return [Result("run name", FAIL, f"run {run!r} is being written by {holder}",
                        "wait for that process (or stop it) before starting this job")]
     return [Result("run name", OK, run)]
 

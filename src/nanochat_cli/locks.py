@@ -1,114 +1,151 @@
-"""Exclusive locks on files under the home: one writer per run, one tokenizer training, one download at a time.
+"""Exclusive locks between processes: `with hold(path, wait=..., what=...):` on a lock file under <home>.
 
-`fcntl.flock` on an open file: the kernel drops the lock when its holder exits, however it exits (kill -9,
-OOM, a node that reboots on a local disk), so a lock is never stale and nothing has to be cleaned up. The
-holder writes `pid host what` into the file after it has the lock, so a refused or waiting process can name
-it. Cost: one open + one flock, microseconds. Where the file system has no flock (some Lustre mounts
-without `-o flock` answer ENOSYS/EINVAL/ENOLCK), it warns once and goes on unlocked: refusing to run at all
-would be worse. NFSv4 and Lustre with `flock` honour it across nodes. It does not lock readers.
+The lock is `fcntl.flock` on an open file, so the kernel drops it when the holder exits for any reason
+(kill -9, OOM, a node reboot of a local disk): there is no stale lock to clean up and no lock file is ever
+deleted (deleting one while another process waits on it would let two holders in). The holder writes
+"pid host" into the file so a waiter can say who it waits for; that costs one small write per acquire, and
+in the microseconds between acquiring and writing a waiter may read the previous holder's line or nothing.
+Filesystems without flock (Lustre mounted without `-o flock` answers ENOSYS, some NFS setups ENOLCK) get
+one warning per directory and no lock, rather than a command that cannot run at all.
+Within one process the lock is re-entrant for the thread that holds it; other threads are excluded like
+other processes. The file descriptor is close-on-exec (PEP 446), so subprocesses never inherit the lock;
+a bare `os.fork()` child does (flock locks belong to the open file, which a fork shares). It does not
+time out: `wait=True` waits until the holder finishes or dies.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 import sys
-import time
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
-_UNSUPPORTED = {errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
-_warned_unsupported = False
-# Locks this process holds (path → depth). flock conflicts between two descriptors even in one process, so a
-# nested `hold` of the same file (speedrun holds its run, then trains a phase of it) must not lock again.
-_HELD: dict[str, int] = {}
+from nanochat_cli.errors import EXIT_PREFLIGHT, NanochatError
+
+# errnos meaning "this filesystem cannot lock", not "someone holds it".
+UNSUPPORTED = {errno.ENOLCK, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
-class LockHeld(Exception):
-    """Another process holds the lock (`pid`/`host`/`what` as it wrote them; None when it has not yet)."""
+class LockHeld(NanochatError):
+    """Another process (or thread) holds the lock: `pid` and `host` say who, when the lock file says it."""
 
-    def __init__(self, path: Path, pid: int | None, host: str | None, what: str | None):
-        self.path, self.pid, self.host, self.what = Path(path), pid, host, what
-        super().__init__(f"{path} is held by {self.holder()}")
+    exit_code = EXIT_PREFLIGHT
 
-    def holder(self) -> str:
-        if self.pid is None:
-            return "another process"
-        return f"pid {self.pid} on {self.host or 'an unknown host'}" + (f" ({self.what})" if self.what else "")
+    def __init__(self, path: Path, what: str, pid: int | None, host: str | None):
+        self.path, self.what, self.pid, self.host = Path(path), what, pid, host
+        super().__init__(f"{what} is in use by {describe_holder(pid, host)} (lock {path})",
+                         "wait for it to finish, or stop that process")
 
 
-def read_holder(path: Path) -> tuple[int | None, str | None, str | None]:
-    """(pid, host, what) as the holder wrote them; Nones when the file is empty or unreadable."""
+def describe_holder(pid: int | None, host: str | None) -> str:
+    if pid is None:
+        return "another process"
+    return f"pid {pid} on {host or 'an unknown host'}"
+
+
+def read_holder(path: Path) -> tuple[int | None, str | None]:
+    """(pid, host) written by the current holder, or (None, None) when the file is empty or unreadable."""
     try:
-        parts = Path(path).read_text(encoding="utf-8", errors="replace").split(maxsplit=2)
-        return int(parts[0]), parts[1], (parts[2].strip() if len(parts) > 2 else None)
+        fields = Path(path).read_text(encoding="utf-8", errors="replace").split()
+        return int(fields[0]), (fields[1] if len(fields) > 1 else None)
     except (OSError, ValueError, IndexError):
-        return None, None, None
+        return None, None
 
 
-def _try_flock(fd: int) -> bool:
-    import fcntl
+@dataclass
+class _Held:
+    """This process's hold on one lock file: the open descriptor, the owning thread's RLock, a depth count."""
 
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
+    guard: threading.RLock
+    fd: int = -1
+    depth: int = 0
+
+
+_registry: dict[str, _Held] = {}
+_registry_guard = threading.Lock()
+_warned: set[str] = set()
+
+
+def _warn_unsupported(path: Path, err: OSError) -> None:
+    key = str(path.parent)
+    if key in _warned:
+        return
+    _warned.add(key)
+    sys.stderr.write(f"warning: the filesystem of {path.parent} cannot lock files ({err.strerror or err}); "
+                     "continuing without a lock — do not run two such commands at once on this home\n")
+    sys.stderr.flush()
 
 
 @contextmanager
-def hold(path: Path | str, *, wait: bool, what: str = "",
-         on_wait: Callable[[LockHeld], None] | None = None, poll: float = 0.5) -> Iterator[Path]:
-    """Hold an exclusive lock on `path` (created if needed) for the `with` block.
+def hold(path: Path, *, wait: bool, what: str, on_wait: Callable[[LockHeld], None] | None = None) -> Iterator[None]:
+    """Hold the exclusive lock `path` for the block (creating the file and its directory if needed).
 
-    wait=False: raise LockHeld at once when another process holds it. wait=True: call `on_wait(held)` once,
-    then wait until it is free. The holder's `pid host what` is written into the file."""
-    global _warned_unsupported
+    wait=False: raise LockHeld at once when another process or thread holds it.
+    wait=True: call `on_wait(LockHeld(...))` once (to print who holds it), then block until it is free.
+    `what` names the thing locked in messages ("the tokenizer store", "run d20-v1")."""
     path = Path(path)
     key = os.path.realpath(path)
-    if _HELD.get(key):
-        _HELD[key] += 1
+    with _registry_guard:
+        held = _registry.setdefault(key, _Held(threading.RLock()))
+    if not held.guard.acquire(blocking=False):  # another thread of this process holds it
+        if not wait:
+            raise LockHeld(path, what, os.getpid(), socket.gethostname())
+        if on_wait is not None:
+            on_wait(LockHeld(path, what, os.getpid(), socket.gethostname()))
+        held.guard.acquire()
+    try:
+        if held.depth == 0:
+            held.fd = _acquire(path, wait, what, on_wait)
+        held.depth += 1
         try:
-            yield path
+            yield
         finally:
-            _HELD[key] -= 1
-        return
+            held.depth -= 1
+            if held.depth == 0:
+                _release(held.fd)
+                held.fd = -1
+    finally:
+        held.guard.release()
+
+
+def _acquire(path: Path, wait: bool, what: str, on_wait) -> int:
+    """Lock `path` and write "pid host" into it; -1 when the filesystem cannot lock (warned once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            got = _try_flock(fd)
-        except OSError as e:
-            if e.errno not in _UNSUPPORTED:
-                raise
-            got = None
-        if got is None:  # no locking on this file system: warn once, run unlocked
-            if not _warned_unsupported:
-                sys.stderr.write(f"warning: the file system of {path.parent} does not support locks; two processes "
-                                 "writing the same run or tokenizer will not be detected\n")
-                _warned_unsupported = True
-            yield path
-            return
-        if not got:
-            held = LockHeld(path, *read_holder(path))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid, host = read_holder(path)
             if not wait:
-                raise held
+                raise LockHeld(path, what, pid, host) from None
             if on_wait is not None:
-                on_wait(held)
-            while not _try_flock(fd):
-                time.sleep(poll)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()} {what}\n".encode("utf-8", "replace"), 0)
-        _HELD[key] = 1
-        try:
-            yield path
-        finally:
-            _HELD.pop(key, None)
-            try:
-                os.ftruncate(fd, 0)  # a reader of a released lock finds no stale holder
-            except OSError:
-                pass
+                on_wait(LockHeld(path, what, pid, host))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in UNSUPPORTED:
+            _warn_unsupported(path, e)
+            return -1
+        raise
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    return fd
+
+
+def _release(fd: int) -> None:
+    if fd < 0:
+        return
+    try:
+        os.ftruncate(fd, 0)  # still holding it: an empty file means "nobody says they hold it"
     finally:
-        os.close(fd)  # closing the descriptor releases the flock
+        os.close(fd)  # closing the last descriptor of the open file releases the flock

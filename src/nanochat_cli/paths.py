@@ -1,9 +1,10 @@
 """Every on-disk location, derived from `Config.home`. Nothing else in the package builds paths.
 
-Layout (docs/reference/on-disk-layout.md): base_data/ tokenizer/ eval_bundle/ datasets/ tiktoken/ wandb/ and
-runs/<run>/ — each run owns its config, manifest, metrics, logs and checkpoints/<phase>/step_NNNNNN/, so one run
-never has to move or delete another's files. (The first layout, checkpoints/<phase>/d<depth>/ shared by all
-runs, is migrated by legacy_layout.py.) Getters never create directories (no side effects); writers call
+Layout (docs/reference/on-disk-layout.md): base_data/ tokenizers/<fingerprint>/ eval_bundle/ datasets/ tiktoken/
+wandb/ and runs/<run>/ — each run owns its config, manifest, metrics, logs and checkpoints/<phase>/step_NNNNNN/,
+so one run never has to move or delete another's files, and a tokenizer version is never overwritten. (The
+first layout — checkpoints/<phase>/d<depth>/ shared by all runs, one tokenizer/ — is migrated on first use by
+legacy_layout.py and tokenizer/legacy.py.) Getters never create directories (no side effects); writers call
 `ensure_dir` or `atomic_write_*`, which make the parent first.
 """
 
@@ -31,7 +32,36 @@ class Paths:
         return self.home / "base_data"
 
     @property
-    def tokenizer(self) -> Path:
+    def tokenizers(self) -> Path:
+        """Trained tokenizers, one directory per version, named by its fingerprint (tokenizer/store.py)."""
+        return self.home / "tokenizers"
+
+    def tokenizer_dir(self, fingerprint: str) -> Path:
+        return self.tokenizers / fingerprint
+
+    @property
+    def default_tokenizer(self) -> Path:
+        """A one-line file naming the fingerprint new runs use."""
+        return self.tokenizers / "default"
+
+    @property
+    def tokenizer_lock(self) -> Path:
+        """Held by `tokenizer train` and the migration while they add a version (locks.py)."""
+        return self.tokenizers / ".lock"
+
+    @property
+    def migrated_tokenizers(self) -> Path:
+        """Where the migration keeps each pre-versions <home>/tokenizer it moved (never deleted)."""
+        return self.tokenizers / ".migrated"
+
+    @property
+    def damaged_tokenizers(self) -> Path:
+        """Where a damaged version directory is set aside when training writes the same version again."""
+        return self.tokenizers / ".damaged"
+
+    @property
+    def legacy_tokenizer(self) -> Path:
+        """The single tokenizer directory of releases before versioning; migrated on first use."""
         return self.home / "tokenizer"
 
     @property

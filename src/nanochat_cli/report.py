@@ -135,17 +135,20 @@ def _gpu_kind(profile: str, run_cfg: dict) -> str | None:
 
 def _tokenizer_eval(cfg, run_dir: Path, phases: dict) -> dict | None:
     """The run's own tokenizer comparison (speedrun), else the one a standalone `nanochat tokenizer eval`
-    saved beside the tokenizer, if that tokenizer is the one the run's checkpoints were trained with."""
+    saved with the tokenizer version the run's checkpoints name in their meta.json (a version fingerprint, or
+    the ranks sha256 of checkpoints from before versioning: store.eval_for finds either), so a tokenizer
+    trained later never lends its figures to an older run."""
+    from nanochat_cli.tokenizer.store import eval_for
+
     own = _read_json(run_dir / "tokenizer_eval.json")
     if own is not None:
         return own
-    saved = _read_json(Paths.of(cfg).tokenizer / "eval.json")
-    if not isinstance(saved, dict) or not saved.get("fingerprint"):
-        return None
     for entry in phases.values():
         ckpt = entry.get("checkpoint") if isinstance(entry, dict) else None
         meta = _read_json(Path(ckpt) / "meta.json") if ckpt else None
-        if isinstance(meta, dict) and (meta.get("tokenizer") or {}).get("fingerprint") == saved["fingerprint"]:
+        fingerprint = (meta.get("tokenizer") or {}).get("fingerprint") if isinstance(meta, dict) else None
+        saved = eval_for(Paths.of(cfg), fingerprint) if isinstance(fingerprint, str) else None
+        if saved is not None:
             return saved
     return None
 

@@ -262,28 +262,30 @@ def no_such_run(paths: Paths, name: str) -> UsageError:
 def writing_run(paths: Paths, run_id: str, what: str) -> Iterator[Path]:
     """Hold run `run_id`'s writer lock for the block; PreflightError (exit 3) naming the holder when another
     process writes it. The run directory is created."""
-    from nanochat_cli.locks import LockHeld, hold
+    from nanochat_cli.locks import LockHeld, describe_holder, hold
 
     check_run_name(run_id)
     try:
-        with hold(paths.run_lock(run_id), wait=False, what=what) as lock:
-            yield lock
+        with hold(paths.run_lock(run_id), wait=False, what=f"run {run_id} ({what})"):
+            yield paths.run_lock(run_id)
     except LockHeld as e:
-        raise PreflightError(f"run {run_id!r} is being written by {e.holder()}",
+        if e.path != paths.run_lock(run_id):
+            raise
+        raise PreflightError(f"run {run_id!r} is being written by {describe_holder(e.pid, e.host)}",
                              "wait for it to finish (or stop it), or use another --run name") from None
 
 
-def current_writer(paths: Paths, run_id: str):
-    """The LockHeld describing the process writing `run_id` now, or None (probes the lock without waiting)."""
-    from nanochat_cli.locks import LockHeld, hold
+def current_writer(paths: Paths, run_id: str) -> str | None:
+    """Who writes `run_id` now ("pid N on HOST"), or None (probes the lock without waiting)."""
+    from nanochat_cli.locks import LockHeld, describe_holder, hold
 
     if not paths.run_dir(run_id).is_dir():
         return None
     try:
-        with hold(paths.run_lock(run_id), wait=False, what="probe"):
+        with hold(paths.run_lock(run_id), wait=False, what=f"run {run_id}"):
             return None
     except LockHeld as e:
-        return e
+        return describe_holder(e.pid, e.host)
     except OSError:
         return None
 

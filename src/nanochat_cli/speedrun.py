@@ -217,19 +217,29 @@ def stage_data(cfg, run_id: str) -> dict:
 
 
 def stage_tokenizer(cfg, run_id: str) -> dict:
+    """Keep the default tokenizer when it has the configured vocab size and loads (a rerun must not change the
+    ids), else train one (a new version, made the default; older versions stay). Then compare it with
+    GPT-2/cl100k into the run and beside the version."""
     from nanochat_cli.errors import PreflightError
     from nanochat_cli.tokenizer import load_tokenizer
     from nanochat_cli.tokenizer.bpe import train_tokenizer
     from nanochat_cli.tokenizer.compare import compare_tokenizers
+    from nanochat_cli.tokenizer.store import save_eval
 
     out = {}
-    try:  # a tokenizer of the configured vocab that loads is kept (a rerun must not change the ids)
+    try:
         tok = load_tokenizer(cfg)
-        out["train"] = {"kept": True, "vocab_size": tok.vocab_size}
+        out["train"] = {"kept": True, "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint}
     except PreflightError:
         result = train_tokenizer(cfg, progress=None)
-        out["train"] = {k: result[k] for k in ("vocab_size", "train_chars", "seconds") if k in result}
-    atomic_write_json(Paths.of(cfg).run_dir(run_id) / "tokenizer_eval.json", compare_tokenizers(cfg))
+        out["train"] = {k: result[k] for k in ("vocab_size", "train_chars", "seconds", "fingerprint") if k in result}
+        tok = load_tokenizer(cfg, result["fingerprint"])
+    report = compare_tokenizers(cfg, tok)
+    atomic_write_json(Paths.of(cfg).run_dir(run_id) / "tokenizer_eval.json", report)
+    try:
+        save_eval(Paths.of(cfg), tok.fingerprint, report)
+    except OSError:
+        pass  # the run keeps its own copy; the version's copy only helps runs that did not make one
     out["eval"] = "tokenizer_eval.json"
     return out
 

@@ -131,3 +131,19 @@ def test_cli_exit_3_with_json_and_table(run_cli, home):
     r = run_cli("doctor", "--phase", "chat")
     assert r.returncode == 2 and "--phase" in r.stderr
 
+
+
+def test_tokenizer_row_names_the_default_version_and_migrates_an_old_home(tmp_path):
+    from nanochat_cli.tokenizer import store
+    from tests.tokenizer.legacy_home import small_ranks, write_legacy_tokenizer
+
+    home = tmp_path / "h"
+    [r] = rows(doctor.run_doctor(cfg_for(home, **{"tokenizer.vocab_size": 400}), ("base",)), "tokenizer")
+    assert r.status == "fail" and "no trained tokenizer" in r.detail and r.fix == "nanochat tokenizer train"
+    write_legacy_tokenizer(home, small_ranks(400))  # a home of the release before tokenizer versions
+    [r] = rows(doctor.run_doctor(cfg_for(home, **{"tokenizer.vocab_size": 400}), ("base",)), "tokenizer")
+    default = store.read_default(store.Paths(home))
+    assert r.status == "ok" and f"default version {default[:12]}, vocab 400" in r.detail
+    (home / "tokenizers" / default / "tokenizer.json").write_text("{}")
+    [r] = rows(doctor.run_doctor(cfg_for(home, **{"tokenizer.vocab_size": 400}), ("base",)), "tokenizer")
+    assert r.status == "fail" and "tokenizer.json: lacks" in r.detail
