@@ -83,8 +83,8 @@ def _remove_if_empty(d: Path) -> None:
 
 
 def _repoint_manifests(paths: Paths, moved: dict[str, str]) -> None:
-    """Manifests store checkpoint paths as text: point them at the new places; runs that had checkpoints but
-    no manifest get a minimal one, so `resume` and `runs` see them."""
+    """Manifests store checkpoint paths as text: point them at the run's own new places; runs that had
+    checkpoints but no manifest get a minimal one, so `resume` and `runs` see them."""
     from nanochat_cli import checkpoint as ck
     from nanochat_cli.errors import PreflightError
     from nanochat_cli.paths import atomic_write_json
@@ -115,15 +115,16 @@ def _repoint_manifests(paths: Paths, moved: dict[str, str]) -> None:
                                                           "migrated_from": str(paths.legacy_checkpoints)})
             continue
 
-        def change(data):
-            for entry in data["phases"].values():
-                for key in ("checkpoint", "checkpoint_dir"):
-                    old = entry.get(key)
-                    if isinstance(old, str):
-                        for src, dst in moved.items():
-                            if old == src:
-                                entry[key] = dst
-                            elif old == str(Path(src).parent):
-                                entry[key] = str(Path(dst).parent)
+        def change(data, run=run):
+            # The first layout's manifests name shared directories (a later run may have reused the path):
+            # point each phase at this run's own checkpoint of the recorded step, else its newest one.
+            for phase, entry in data["phases"].items():
+                directory = paths.run_checkpoints(run, phase)
+                steps = ck.list_steps(directory)
+                if not steps:
+                    continue
+                step = entry.get("step") if entry.get("step") in steps else steps[-1]
+                entry["checkpoint"] = str(directory / ck.step_dir_name(step))
+                entry["checkpoint_dir"] = str(directory)
 
         manifest.update(change)
