@@ -75,7 +75,9 @@ def read_only_everywhere(ctypes, lib) -> None:
                     ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
     attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
-    if lib.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)) == 0:
+    long = ctypes.c_long  # syscall(2) is variadic: pass full-width integers, not C ints
+    if lib.syscall(long(SYS_MOUNT_SETATTR), long(AT_FDCWD), b"/", long(AT_RECURSIVE), ctypes.byref(attr),
+                   long(ctypes.sizeof(attr))) == 0:
         return
     if ctypes.get_errno() != 38:  # ENOSYS: an old kernel, remount one by one below
         fail(f"mount_setattr(/, read-only): {_errno(ctypes)}")
