@@ -177,9 +177,13 @@ def evaluate_chat_model(model, tokenizer, cfg, task_names: list[str], suite: str
         baseline = BASELINES.get(name, counts[1].item() / max(1.0, counts[2].item()))
         results[name] = {"accuracy": acc, "baseline": baseline, "centered": (acc - baseline) / (1 - baseline),
                          "problems": int(counts[2].item()), "type": task.eval_type, "seconds": time.time() - t0}
+        if hasattr(task, "sandbox_mode"):  # code-running tasks record how contained the code was
+            results[name]["sandbox"] = task.sandbox_mode()
         if progress:
             progress(f"{name:<14} accuracy {acc:.4f} ({int(counts[0].item())}/{int(counts[2].item())}, "
                      f"{time.time() - t0:.1f} s)")
+            if results[name].get("sandbox", "namespaces") != "namespaces":
+                progress(f"{name:<14} sandbox: {results[name]['sandbox']}")
     expected = CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS
     score = None
     if all(t in results for t in expected):
