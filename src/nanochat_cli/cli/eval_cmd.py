@@ -13,6 +13,14 @@ from nanochat_cli.cli.options import (ConfigOpt, JsonOpt, ModelDepthOpt, ModelRu
 app = typer.Typer(help="Evaluate a checkpoint: CORE, bits per byte, chat tasks.", no_args_is_help=True)
 
 
+def _interruptible():
+    """SIGTERM/SIGUSR2 (a Slurm time limit) end a minutes-long eval with one line and exit 75, not a silent kill;
+    Ctrl-C ends it with exit 130. Nothing partial is recorded."""
+    from nanochat_cli.signals import interruptible
+
+    return interruptible()
+
+
 def _threads(cfg) -> None:
     import os
 
@@ -38,7 +46,8 @@ def core(ctx: typer.Context,
     _threads(cfg)
     from nanochat_cli.eval.core import run_core
 
-    res = run_core(cfg, source or "base", step, progress=None if json else output.info, run=run, depth=depth)
+    with _interruptible():
+        res = run_core(cfg, source or "base", step, progress=None if json else output.info, run=run, depth=depth)
     if res["rank"] != 0:
         return
     if json:
@@ -61,7 +70,8 @@ def bpb(ctx: typer.Context,
     _threads(cfg)
     from nanochat_cli.eval.bpb import run_bpb
 
-    res = run_bpb(cfg, source or "base", step, run=run, depth=depth, progress=None if json else output.info)
+    with _interruptible():
+        res = run_bpb(cfg, source or "base", step, run=run, depth=depth, progress=None if json else output.info)
     if res["rank"] != 0:
         return
     if json:
@@ -90,8 +100,9 @@ def chat(ctx: typer.Context,
     _threads(cfg)
     from nanochat_cli.eval.chat_eval import run_chat_eval
 
-    res = run_chat_eval(cfg, cfg.chat.source, task, step, progress=None if json else output.info, run=run,
-                        depth=depth)
+    with _interruptible():
+        res = run_chat_eval(cfg, cfg.chat.source, task, step, progress=None if json else output.info, run=run,
+                            depth=depth)
     if res["rank"] != 0:
         return
     if json:
