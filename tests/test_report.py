@@ -11,22 +11,21 @@ from tests.conftest import needs_read_only_mount
 
 
 def make_run(home, run_id="run-a", profile="cpu-tiny", evals=True):
-    from nanochat_cli.train.manifest import Manifest
+    from nanochat_cli.runs import Manifest
 
     cfg = load_config(profile=profile, flags={"home": str(home)}).config
     m = Manifest.create(Paths(home), run_id, cfg, ["base", "mid", "sft"])
     for i, phase in enumerate(("base", "mid", "sft")):
         m.update_phase(phase, status="done", step=10 * (i + 1), train_seconds=12.5 * (i + 1))
     if evals:
-        m.data["evals"] = {
+        m.update(lambda data: data.__setitem__("evals", {
             "base_bpb": {"bpb": 1.234, "step": 10},
             "base_core": {"core": 0.05, "max_per_task": 100, "tasks": {
                 "arc_easy": {"type": "multiple_choice", "shots": 10, "rows": 100, "accuracy": 0.3, "centered": 0.0667}}},
             "mid_chat": {"suite": "mini", "score_name": "mini-suite score", "score": 0.1,
                          "tasks": {"quiz": {"accuracy": 0.4}, "arithmetic": {"accuracy": 0.05}},
                          "samples": [{"prompt": "What is 2+3?\nThanks", "completion": "`5`", "correct": True}]},
-            "sft_chat": {"skipped": "no sft checkpoint"}}
-        m.save()
+            "sft_chat": {"skipped": "no sft checkpoint"}}))
     run_dir = Paths(home).run_dir(run_id)
     lines = []
     for phase, n in (("base", 10), ("mid", 20)):
@@ -86,27 +85,41 @@ def test_cli_errors(run_cli, home):
     assert r.returncode == 2 and "nanochat speedrun" in r.stderr
     make_run(home)
     r = run_cli("report", "--run", "nope")
-    assert r.returncode == 2 and "no run 'nope'" in r.stderr
+    assert r.returncode == 2 and "no run named 'nope'" in r.stderr and "run-a" in r.stderr
 
 
 def test_standalone_tokenizer_eval_is_shown_for_runs_trained_with_that_tokenizer(home):
+    """The eval saved with a tokenizer version is shown for runs whose checkpoints name that version — by its
+    fingerprint, or by the ranks sha256 checkpoints from before versions recorded — and never for others."""
     from nanochat_cli.report import build_report
+    from nanochat_cli.tokenizer import store
+    from nanochat_cli.tokenizer.bpe import SPLIT_PATTERN, ranks_to_file_bytes
+    from nanochat_cli.runs import Manifest
 
     cfg, run_dir = make_run(home, "standalone", evals=False)
     (run_dir / "tokenizer_eval.json").unlink()  # not a speedrun: only `nanochat tokenizer eval` was run
-    saved = {"tokenizers": ["ours"], "fingerprint": "abc123", "texts": [], "notes": []}
-    atomic_write_json(Paths(home).tokenizer / "eval.json", saved)
+    paths = Paths(home)
+    versions = []
+    for n in (300, 301):  # two versions; the second was trained (and evaluated) later
+        ranks = {bytes([b]): b for b in range(256)} | {bytes([97, 98 + i]): 256 + i for i in range(n - 256)}
+        data = ranks_to_file_bytes(ranks)
+        meta = store.new_meta(data, len(ranks), SPLIT_PATTERN, {})
+        store.install_version(paths, meta, {store.TOKEN_FILE: data})
+        store.save_eval(paths, meta["fingerprint"], {"tokenizers": ["ours"], "fingerprint": meta["fingerprint"],
+                                                     "texts": [], "notes": []})
+        versions.append(meta)
     assert build_report(cfg, "standalone")["tokenizer"] is None  # no checkpoint says which tokenizer trained it
-    ckpt = home / "checkpoints" / "base" / "d2" / "step_000010"
+    ckpt = home / "runs" / "standalone" / "checkpoints" / "base" / "step_000010"
     ckpt.mkdir(parents=True)
-    from nanochat_cli.train.manifest import Manifest
-
     m = Manifest.load(run_dir)
     m.update_phase("base", checkpoint=str(ckpt))
-    atomic_write_json(ckpt / "meta.json", {"tokenizer": {"fingerprint": "other"}})
-    assert build_report(cfg, "standalone")["tokenizer"] is None  # trained with another tokenizer
-    atomic_write_json(ckpt / "meta.json", {"tokenizer": {"fingerprint": "abc123"}})
-    assert build_report(cfg, "standalone")["tokenizer"] == saved
+    atomic_write_json(ckpt / "meta.json", {"tokenizer": {"fingerprint": "ab" * 32}})
+    assert build_report(cfg, "standalone")["tokenizer"] is None  # trained with a tokenizer that is not stored
+    for key in ("fingerprint", "ranks_sha256"):
+        atomic_write_json(ckpt / "meta.json", {"tokenizer": {"fingerprint": versions[0][key]}})
+        assert build_report(cfg, "standalone")["tokenizer"]["fingerprint"] == versions[0]["fingerprint"]
+    atomic_write_json(ckpt / "meta.json", {"tokenizer": {"fingerprint": None}})  # a byte-level run
+    assert build_report(cfg, "standalone")["tokenizer"] is None
 
 
 @needs_read_only_mount

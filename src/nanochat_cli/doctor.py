@@ -5,7 +5,8 @@ with `@register`. Checks load things for real (parquet footers, the tokenizer, e
 through `data.hub.load_split`), because "the directory exists" is what fails at 3 a.m. on a compute
 node. Cost: 2–6 s here (importing torch for the GPU count dominates). A piece another
 module has not built yet shows as `n/a` with its issue, never as a pass. Exit 3 when any row FAILs;
-WARN rows do not stop a job. This module only reports; it never downloads or repairs anything.
+WARN rows do not stop a job. This module only reports; it never downloads or repairs anything (loading the
+tokenizer moves a pre-versions <home>/tokenizer into tokenizers/, as every command does: a move, no change).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from nanochat_cli import checkpoint as ck
 from nanochat_cli.errors import NanochatError, UsageError
 from nanochat_cli.paths import PHASES, Paths
-from nanochat_cli.train.manifest import PLACEHOLDER_NAMES
+from nanochat_cli import runs
+from nanochat_cli.runs import PLACEHOLDER_NAMES
 
 OK, WARN, FAIL, SKIP, NA = "ok", "warn", "fail", "skip", "n/a"
 # Bytes per parameter in one checkpoint: fp32 weights (4) + optimizer state (~8: AdamW's two moments,
@@ -185,11 +188,14 @@ def check_tokenizer(ctx: Context) -> list[Result]:
     except ImportError:
         return [Result("tokenizer", NA, "nanochat_cli.tokenizer.load_tokenizer is not in this build yet: "
                                         "cannot verify")]
-    try:
+    try:  # the default version, fully validated (a pre-versions <home>/tokenizer is migrated first)
         tok = load_tokenizer(ctx.cfg)
     except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
         return [Result("tokenizer", FAIL, e.message, e.fix or "nanochat tokenizer train")]
-    return [Result("tokenizer", OK, f"vocab {tok.vocab_size:,}")]
+    if getattr(tok, "fingerprint", None) is None:
+        return [Result("tokenizer", OK, f"byte-level, vocab {tok.vocab_size:,} (tokenizer.kind = byte; no files)")]
+    return [Result("tokenizer", OK, f"default version {tok.fingerprint[:12]}, vocab {tok.vocab_size:,} "
+                                    f"({ctx.paths.tokenizer_dir(tok.fingerprint)})")]
 
 
 @register
@@ -223,26 +229,30 @@ def check_datasets(ctx: Context) -> list[Result]:
 
 @register
 def check_previous_checkpoint(ctx: Context) -> list[Result]:
+    """The checkpoint the first phase starts from, found the way training will find it (train/which_run.py)."""
     if not ctx.phases:
         return []
     first = ctx.phases[0]
     if first == "base":
         return [Result("previous checkpoint", SKIP, "base starts from random weights")]
+    from nanochat_cli.checkpoint_lookup import find_checkpoints
+    from nanochat_cli.train.which_run import pick_run
+
     prev = PHASES[PHASES.index(first) - 1]
-    d = ctx.paths.checkpoint_dir(prev, ctx.cfg.model.depth)
     fix = f"nanochat train {prev}" + (" (or render with --phases base,mid,sft)" if prev == "base" else "")
-    files = list(d.iterdir()) if d.is_dir() else []
-    if not files:
-        return [Result(f"{prev} checkpoint", FAIL, f"{first} starts from the {prev} model, but {d} is empty", fix)]
     try:
-        from nanochat_cli.train.checkpoint import latest_valid_step
-    except ImportError:
-        return [Result(f"{prev} checkpoint", NA, f"{len(files)} file(s) in {d}; nanochat_cli.train.checkpoint "
-                                                 "is not in this build yet: completeness not verified")]
-    step = latest_valid_step(d)
+        choice = pick_run(ctx.paths, first, ctx.cfg.track.run or None, None, resume=False)
+    except UsageError as e:
+        return [Result(f"{prev} checkpoint", FAIL, e.message, e.fix)]
+    if choice.init_run is None:
+        return [Result(f"{prev} checkpoint", FAIL, f"{first} starts from a {prev} model: {choice.init_problem}", fix)]
+    found = find_checkpoints(ctx.paths, prev, run=choice.init_run)[0]
+    step = ck.latest_valid_step(found.directory)
     if step is None:
-        return [Result(f"{prev} checkpoint", FAIL, f"no complete checkpoint in {d} (a save was interrupted)", fix)]
-    return [Result(f"{prev} checkpoint", OK, f"step {step} in {d}")]
+        return [Result(f"{prev} checkpoint", FAIL, f"no complete checkpoint in {found.directory} (a save was "
+                                                   "interrupted or a file is damaged)", fix)]
+    state = "finished" if found.finished else "unfinished"
+    return [Result(f"{prev} checkpoint", OK, f"run {found.run} step {step} ({state}), verified")]
 
 
 @register
@@ -251,8 +261,16 @@ def check_run_name(ctx: Context) -> list[Result]:
     if not run:
         return [Result("run name", OK, "generated per run")]
     if run.lower() in PLACEHOLDER_NAMES:
-        return [Result("run name", WARN, f"'{run}' looks like a placeholder: its runs/, wandb and logs mix with "
-                                         "every other run named that", "pass a descriptive --run, e.g. d20-a100x8-v1")]
+        return [Result("run name", WARN, f"'{run}' looks like a placeholder: training gives the run a generated "
+                                         "name instead", "pass a descriptive --run, e.g. d20-a100x8-v1")]
+    try:
+        runs.check_run_name(run)
+    except UsageError as e:
+        return [Result("run name", FAIL, e.message, e.fix)]
+    holder = runs.current_writer(ctx.paths, run)
+    if holder is not None:
+        return [Result("run name", FAIL, f"run {run!r} is being written by {holder}",
+                       "wait for that process (or stop it) before starting this job")]
     return [Result("run name", OK, run)]
 
 

@@ -1,7 +1,10 @@
 """Every on-disk location, derived from `Config.home`. Nothing else in the package builds paths.
 
-Layout (DESIGN.md): base_data/ tokenizer/ checkpoints/{base,mid,sft}/d{depth}/ eval_bundle/ datasets/
-tiktoken/ wandb/ runs/<run-id>/. Getters never create directories (no side effects); writers call
+Layout (docs/reference/on-disk-layout.md): base_data/ tokenizers/<fingerprint>/ eval_bundle/ datasets/ tiktoken/
+wandb/ and runs/<run>/ — each run owns its config, manifest, metrics, logs and checkpoints/<phase>/step_NNNNNN/,
+so one run never has to move or delete another's files, and a tokenizer version is never overwritten. (The
+first layout — checkpoints/<phase>/d<depth>/ shared by all runs, one tokenizer/ — is migrated on first use by
+legacy_layout.py and tokenizer/legacy.py.) Getters never create directories (no side effects); writers call
 `ensure_dir` or `atomic_write_*`, which make the parent first.
 """
 
@@ -29,17 +32,42 @@ class Paths:
         return self.home / "base_data"
 
     @property
-    def tokenizer(self) -> Path:
+    def tokenizers(self) -> Path:
+        """Trained tokenizers, one directory per version, named by its fingerprint (tokenizer/store.py)."""
+        return self.home / "tokenizers"
+
+    def tokenizer_dir(self, fingerprint: str) -> Path:
+        return self.tokenizers / fingerprint
+
+    @property
+    def default_tokenizer(self) -> Path:
+        """A one-line file naming the fingerprint new runs use."""
+        return self.tokenizers / "default"
+
+    @property
+    def tokenizer_lock(self) -> Path:
+        """Held by `tokenizer train` and the migration while they add a version (locks.py)."""
+        return self.tokenizers / ".lock"
+
+    @property
+    def migrated_tokenizers(self) -> Path:
+        """Where the migration keeps each pre-versions <home>/tokenizer it moved (never deleted)."""
+        return self.tokenizers / ".migrated"
+
+    @property
+    def damaged_tokenizers(self) -> Path:
+        """Where a damaged version directory is set aside when training writes the same version again."""
+        return self.tokenizers / ".damaged"
+
+    @property
+    def legacy_tokenizer(self) -> Path:
+        """The single tokenizer directory of releases before versioning; migrated on first use."""
         return self.home / "tokenizer"
 
     @property
-    def checkpoints(self) -> Path:
+    def legacy_checkpoints(self) -> Path:
+        """`checkpoints/<phase>/d<depth>/` of the first layout, shared by every run (migrated on first use)."""
         return self.home / "checkpoints"
-
-    def checkpoint_dir(self, phase: str, depth: int) -> Path:
-        if phase not in PHASES:
-            raise ValueError(f"unknown phase {phase!r}")
-        return self.checkpoints / phase / f"d{depth}"
 
     @property
     def eval_bundle(self) -> Path:
@@ -64,6 +92,26 @@ class Paths:
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs / run_id
+
+    def run_checkpoints(self, run_id: str, phase: str) -> Path:
+        """`runs/<run>/checkpoints/<phase>/`: the run's step_NNNNNN/ checkpoints of that phase."""
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}")
+        return self.run_dir(run_id) / "checkpoints" / phase
+
+    def run_lock(self, run_id: str) -> Path:
+        """Held (flock) by the one process writing the run; holds `pid host what` while held."""
+        return self.run_dir(run_id) / ".lock"
+
+    @property
+    def home_lock(self) -> Path:
+        """Held briefly while a home of the first layout is migrated."""
+        return self.home / ".migrate.lock"
+
+    @property
+    def data_lock(self) -> Path:
+        """Held while `data fetch` writes shards or datasets (a second fetch waits)."""
+        return self.home / ".data.lock"
 
     def run_logs(self, run_id: str) -> Path:
         """Slurm job logs of a run (`%x-%j.out/.err`); render creates it because sbatch will not."""

@@ -43,14 +43,12 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 
 def resolve_run(cfg, run_id: str | None) -> str:
-    """`run_id`, or the most recently updated run; UsageError when there is none."""
-    from nanochat_cli.train.manifest import list_runs
+    """`run_id` (a run name, never a path), or the most recently updated run; UsageError when there is none."""
+    from nanochat_cli.runs import list_runs, load_named_run
 
     paths = Paths.of(cfg)
     if run_id:
-        if not (paths.run_dir(run_id) / "manifest.json").is_file():
-            raise UsageError(f"no run {run_id!r} under {paths.runs}", "see the run ids with `ls " + str(paths.runs) + "`")
-        return run_id
+        return load_named_run(paths, run_id).run_id
     runs = list_runs(paths)
     if not runs:
         raise UsageError(f"no runs under {paths.runs}", "train something first: `nanochat speedrun`")
@@ -137,27 +135,34 @@ def _gpu_kind(profile: str, run_cfg: dict) -> str | None:
 
 def _tokenizer_eval(cfg, run_dir: Path, phases: dict) -> dict | None:
     """The run's own tokenizer comparison (speedrun), else the one a standalone `nanochat tokenizer eval`
-    saved beside the tokenizer, if that tokenizer is the one the run's checkpoints were trained with."""
+    saved with the tokenizer version the run's checkpoints name in their meta.json (a version fingerprint, or
+    the ranks sha256 of checkpoints from before versioning: store.eval_for finds either), so a tokenizer
+    trained later never lends its figures to an older run."""
+    from nanochat_cli.tokenizer.store import eval_for
+
     own = _read_json(run_dir / "tokenizer_eval.json")
     if own is not None:
         return own
-    saved = _read_json(Paths.of(cfg).tokenizer / "eval.json")
-    if not isinstance(saved, dict) or not saved.get("fingerprint"):
-        return None
     for entry in phases.values():
         ckpt = entry.get("checkpoint") if isinstance(entry, dict) else None
         meta = _read_json(Path(ckpt) / "meta.json") if ckpt else None
-        if isinstance(meta, dict) and (meta.get("tokenizer") or {}).get("fingerprint") == saved["fingerprint"]:
+        fingerprint = (meta.get("tokenizer") or {}).get("fingerprint") if isinstance(meta, dict) else None
+        saved = eval_for(Paths.of(cfg), fingerprint) if isinstance(fingerprint, str) else None
+        if saved is not None:
             return saved
     return None
 
 
 def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
     """Everything the report shows, as JSON-able data."""
+    from nanochat_cli.runs import Manifest
+
     run_id = resolve_run(cfg, run_id)
     run_dir = Paths.of(cfg).run_dir(run_id)
-    manifest = _read_json(run_dir / "manifest.json") or {}
+    manifest = Manifest.load(run_dir).data  # validated: a damaged manifest is one line, exit 3
     speedrun = _read_json(run_dir / "speedrun.json")
+    if not isinstance(speedrun, dict) or not isinstance(speedrun.get("stages"), dict):
+        speedrun = None
     run_cfg = _run_config(run_dir)
     phases = manifest.get("phases", {})
     timings = {}

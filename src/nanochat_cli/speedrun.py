@@ -1,7 +1,7 @@
 """`nanochat speedrun`: the whole pipeline as one resumable run.
 
 Stages, in order: data → tokenizer (train + eval) → base → mid → sft → eval → report. The run's
-manifest (`train/manifest.py`) records the training phases; the other stages are recorded beside them
+manifest (`runs.py`) records the training phases; the other stages are recorded beside them
 under `stages`, so a second `nanochat speedrun` after Ctrl-C, a kill or a crash skips exactly what is
 done (a training phase continues from its last checkpoint, bitwise) and never skips what is not.
 Each stage is a call into its owning module; this file only orders them, records and reports.
@@ -139,8 +139,19 @@ class SpeedrunRecord:
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / "speedrun.json"
-        self.data = json.loads(self.path.read_text()) if self.path.is_file() else \
-            {"stages": {s: {"status": PENDING} for s in STAGES}}
+        self.data = {"stages": {s: {"status": PENDING} for s in STAGES}}
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise NanochatError(f"{self.path} is unreadable ({e.__class__.__name__})",
+                                    "move it away; the run's checkpoints are kept") from None
+            stages = data.get("stages") if isinstance(data, dict) else None
+            if not isinstance(stages, dict) or not all(isinstance(stages.get(s), dict) and "status" in stages[s]
+                                                       for s in STAGES):
+                raise NanochatError(f"{self.path} is not a speedrun record", "move it away; the run's checkpoints "
+                                    "are kept")
+            self.data = data
 
     def status(self, stage: str) -> str:
         return self.data["stages"][stage]["status"]
@@ -152,17 +163,20 @@ class SpeedrunRecord:
 
 def find_or_create_run(cfg) -> str:
     """The newest speedrun of this profile that is not finished, else a new id."""
-    from nanochat_cli.train.manifest import generate_run_id
+    from nanochat_cli.runs import generate_run_id, run_names
 
     paths = Paths.of(cfg)
-    if paths.runs.is_dir():
-        candidates = sorted((p for p in paths.runs.iterdir() if (p / "speedrun.json").is_file()),
-                            key=lambda p: (p / "speedrun.json").stat().st_mtime)
-        for run_dir in reversed(candidates):
+    candidates = sorted((paths.run_dir(n) for n in run_names(paths) if (paths.run_dir(n) / "speedrun.json").is_file()),
+                        key=lambda p: (p / "speedrun.json").stat().st_mtime)
+    for run_dir in reversed(candidates):
+        try:
             rec = SpeedrunRecord(run_dir)
-            if rec.data.get("profile") == cfg.profile and any(rec.status(s) != DONE for s in STAGES):
-                return run_dir.name
-    return f"speedrun-{cfg.profile}-{generate_run_id()}"
+        except NanochatError as e:
+            sys.stderr.write(f"warning: {e.message}; not continuing that run\n")
+            continue
+        if rec.data.get("profile") == cfg.profile and any(rec.status(s) != DONE for s in STAGES):
+            return run_dir.name
+    return generate_run_id(f"speedrun-{cfg.profile}")
 
 
 def overview(rec: SpeedrunRecord, current: str | None = None) -> str:
@@ -203,40 +217,46 @@ def stage_data(cfg, run_id: str) -> dict:
 
 
 def stage_tokenizer(cfg, run_id: str) -> dict:
+    """Keep the default tokenizer when it has the configured vocab size and loads (a rerun must not change the
+    ids), else train one (a new version, made the default; older versions stay). Then compare it with
+    GPT-2/cl100k into the run and beside the version."""
     from nanochat_cli.errors import PreflightError
     from nanochat_cli.tokenizer import load_tokenizer
     from nanochat_cli.tokenizer.bpe import train_tokenizer
     from nanochat_cli.tokenizer.compare import compare_tokenizers
+    from nanochat_cli.tokenizer.store import save_eval
 
     out = {}
-    try:  # a tokenizer of the configured vocab that loads is kept (a rerun must not change the ids)
+    try:
         tok = load_tokenizer(cfg)
-        out["train"] = {"kept": True, "vocab_size": tok.vocab_size}
+        out["train"] = {"kept": True, "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint}
     except PreflightError:
         result = train_tokenizer(cfg, progress=None)
-        out["train"] = {k: result[k] for k in ("vocab_size", "train_chars", "seconds") if k in result}
-    atomic_write_json(Paths.of(cfg).run_dir(run_id) / "tokenizer_eval.json", compare_tokenizers(cfg))
+        out["train"] = {k: result[k] for k in ("vocab_size", "train_chars", "seconds", "fingerprint") if k in result}
+        tok = load_tokenizer(cfg, result["fingerprint"])
+    report = compare_tokenizers(cfg, tok)
+    atomic_write_json(Paths.of(cfg).run_dir(run_id) / "tokenizer_eval.json", report)
+    try:
+        save_eval(Paths.of(cfg), tok.fingerprint, report)
+    except OSError:
+        pass  # the run keeps its own copy; the version's copy only helps runs that did not make one
     out["eval"] = "tokenizer_eval.json"
     return out
 
 
 def stage_training(phase: str) -> Callable:
     def run(cfg, run_id: str) -> dict:
-        from nanochat_cli.train import checkpoint as ck
+        from nanochat_cli import checkpoint as ck
+        from nanochat_cli.runs import Manifest
         from nanochat_cli.train.loop import run_phase
-        from nanochat_cli.train.manifest import Manifest
 
         paths = Paths.of(cfg)
-        ckpt_dir = paths.checkpoint_dir(phase, cfg.model.depth)
-        step = ck.latest_valid_step(ckpt_dir)
-        resume = False
-        if step is not None:
-            meta = json.loads((ckpt_dir / ck.step_dir_name(step) / ck.META_FILE).read_text())
-            resume = meta.get("run_id") == run_id
+        # The run's own checkpoints of this phase (an earlier, interrupted call): continue them exactly.
+        resume = bool(ck.list_steps(paths.run_checkpoints(run_id, phase)))
         manifest = Manifest.create(paths, run_id, cfg, list(TRAINING))
         result = run_phase(cfg, phase, resume=resume, run_id=run_id, manifest=manifest)
         if result.status != DONE:
-            raise _Interrupted(phase)
+            raise _Interrupted(phase, result.exit_code)
         return {"step": result.step, "checkpoint": str(result.checkpoint),
                 **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}
 
@@ -262,9 +282,10 @@ STAGE_FUNCS: dict[str, Callable] = {"data": stage_data, "tokenizer": stage_token
 
 
 class _Interrupted(Exception):
-    def __init__(self, stage: str):
+    def __init__(self, stage: str, exit_code: int):
         super().__init__(stage)
         self.stage = stage
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -275,20 +296,33 @@ class SpeedrunResult:
     stages: dict
     report: str | None
     chat_command: str
+    exit_code: int = 0  # 0 done; 130 after Ctrl-C; 75 after SIGTERM/SIGUSR2
 
 
 def run_speedrun(cfg, say: Callable[[str], None] = lambda s: sys.stderr.write(s + "\n")) -> SpeedrunResult:
     """Run (or continue) the pipeline. Raises NanochatError on the first failing stage, after
-    recording it; an interrupted training phase is recorded and reported, and the next call continues."""
+    recording it; an interrupted stage is recorded and reported, and the next call continues. The run's
+    writer lock is held throughout: a second speedrun on the same home stops with one line naming this one."""
+    from nanochat_cli.data.download import ensure_writable_dir
+    from nanochat_cli.runs import writing_run
+
     paths = Paths.of(cfg)
+    ensure_writable_dir(paths.runs)
     run_id = find_or_create_run(cfg)
+    with writing_run(paths, run_id, "speedrun"):
+        return _run_stages(cfg, paths, run_id, say)
+
+
+def _run_stages(cfg, paths: Paths, run_id: str, say: Callable[[str], None]) -> SpeedrunResult:
+    from nanochat_cli.signals import Interrupted, exit_code_for, interruptible
+
     run_dir = paths.run_dir(run_id)
     rec = SpeedrunRecord(run_dir)
     rec.data.setdefault("profile", cfg.profile)
     rec.data.setdefault("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     continuing = any(rec.status(s) == DONE for s in STAGES)
     say(f"speedrun {'continues' if continuing else 'starts'}: run {run_id} ({run_dir})")
-    status = DONE
+    status, exit_code = DONE, 0
     for stage in STAGES:
         if rec.status(stage) == DONE:
             continue
@@ -297,15 +331,16 @@ def run_speedrun(cfg, say: Callable[[str], None] = lambda s: sys.stderr.write(s 
         rec.set(stage, status=RUNNING)
         t0 = time.time()
         try:
-            summary = STAGE_FUNCS[stage](cfg, run_id)
-        except _Interrupted:
+            with interruptible():  # SIGTERM/SIGUSR2 outside training: stop this stage, record it, say so
+                summary = STAGE_FUNCS[stage](cfg, run_id)
+        except (_Interrupted, Interrupted, KeyboardInterrupt) as e:
             rec.set(stage, status=INTERRUPTED, seconds=before + time.time() - t0)
             status = INTERRUPTED
-            say(f"speedrun: {stage} was interrupted at a checkpoint; run `nanochat speedrun` again to continue")
+            exit_code = (e.exit_code if isinstance(e, _Interrupted) else
+                         exit_code_for(e.signal_name) if isinstance(e, Interrupted) else 130)
+            where = "at a checkpoint" if isinstance(e, _Interrupted) else "(this stage starts over next time)"
+            say(f"speedrun: {stage} was interrupted {where}; run `nanochat speedrun` again to continue")
             break
-        except KeyboardInterrupt:
-            rec.set(stage, status=INTERRUPTED, seconds=before + time.time() - t0)
-            raise
         except NanochatError as e:
             rec.set(stage, status=FAILED, error=e.one_line())
             raise
@@ -315,5 +350,5 @@ def run_speedrun(cfg, say: Callable[[str], None] = lambda s: sys.stderr.write(s 
         rec.set(stage, status=DONE, seconds=before + time.time() - t0, result=summary)
     say(overview(rec))
     report = rec.data["stages"]["report"].get("result", {}).get("report")
-    chat = "nanochat chat -i sft" + ("" if cfg.profile == "cpu-tiny" else f" --profile {cfg.profile}")
-    return SpeedrunResult(run_id, str(run_dir), status, rec.data["stages"], report, chat)
+    chat = f"nanochat chat -i sft --run {run_id}"
+    return SpeedrunResult(run_id, str(run_dir), status, rec.data["stages"], report, chat, exit_code)

@@ -10,7 +10,7 @@ import torch
 from nanochat_cli.model.gpt import GPT, GPTConfig
 from nanochat_cli.paths import Paths
 from nanochat_cli.tokenizer.byte_level import ByteTokenizer
-from nanochat_cli.train.checkpoint import save_checkpoint
+from nanochat_cli.checkpoint import save_checkpoint
 from tests.eval.conftest import default_depth
 
 
@@ -31,9 +31,9 @@ def _save_tiny(home, phase: str, depth: int) -> None:
         for p in model.parameters():
             if p.dim() == 2:
                 p.normal_(0, 0.5)
-    meta = {"phase": phase, "run_id": "t", "model_config": asdict(cfg),
+    meta = {"phase": phase, "run_id": "t", "model_config": asdict(cfg), "num_iterations": 1,
             "tokenizer": {"kind": "byte", "vocab_size": tok.vocab_size, "fingerprint": None}}
-    save_checkpoint(Paths(home).checkpoint_dir(phase, depth), 1, model.state_dict(), [], meta)
+    save_checkpoint(Paths(home).run_checkpoints("t", phase), 1, model.state_dict(), [], meta)
 
 
 def test_chat_one_shot_answers_from_a_checkpoint(run_cli, home):

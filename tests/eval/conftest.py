@@ -30,20 +30,20 @@ def default_depth() -> int:
     return load_config(environ={}).config.model.depth
 
 
-def save_tiny_checkpoint(home: Path, phase: str, depth: int | None = None, step: int = 10, seq_len: int = 256) -> Path:
-    """A checkpoint of a tiny model under <home>/checkpoints/<phase>/d<depth> (default: the default profile's
-    depth), loadable by load_for_inference."""
-    depth = default_depth() if depth is None else depth
+def save_tiny_checkpoint(home: Path, phase: str, depth: int | None = None, step: int = 10, seq_len: int = 256,
+                         run: str = "test") -> Path:
+    """A finished checkpoint of a tiny model in run `run` (<home>/runs/<run>/checkpoints/<phase>/), loadable by
+    load_for_inference. `depth` is accepted for callers of the first layout and ignored: the model is tiny."""
     from dataclasses import asdict
 
     from nanochat_cli.paths import Paths
-    from nanochat_cli.train.checkpoint import save_checkpoint
+    from nanochat_cli.checkpoint import save_checkpoint
 
     model, tok = tiny_model(seq_len)
-    meta = {"phase": phase, "run_id": "test", "model_config": asdict(model.config),
+    meta = {"phase": phase, "run_id": run, "model_config": asdict(model.config),
             "tokenizer": {"kind": "byte", "vocab_size": tok.vocab_size, "fingerprint": None},
-            "num_iterations": step, "metrics": {}, "loader": {}, "rng": {}}
-    return save_checkpoint(Paths(home).checkpoint_dir(phase, depth), step, model.state_dict(), [], meta)
+            "num_iterations": step, "metrics": {}}
+    return save_checkpoint(Paths(home).run_checkpoints(run, phase), step, model.state_dict(), [], meta)
 
 
 @pytest.fixture

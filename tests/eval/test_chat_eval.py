@@ -60,6 +60,9 @@ def test_mini_suite_on_tiny_model(home, model_tok):
     for name, r in res["tasks"].items():
         assert r["problems"] == 6 and 0 <= r["accuracy"] <= 1
     assert res["tasks"]["quiz"]["type"] == "categorical" and 0.2 < res["tasks"]["quiz"]["baseline"] < 0.34
+    from nanochat_cli.eval.sandbox import isolation
+
+    assert res["tasks"]["humaneval"]["sandbox"].startswith(isolation().name)  # how contained its code ran
 
 
 def test_eval_chat_cli_json(run_cli, home):

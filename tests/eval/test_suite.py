@@ -36,14 +36,15 @@ def tiny_cfg(home):
     return cfg
 
 
-def make_pipeline_home(home, phases=("base", "mid", "sft")):
+def make_pipeline_home(home, run, phases=("base", "mid", "sft")):
     write_shards(home)
     for p in phases:
-        save_tiny_checkpoint(home, p, seq_len=256)
+        save_tiny_checkpoint(home, p, seq_len=256, run=run)
 
 
 def test_evals_with_bundle_land_in_metrics_and_manifest(home):
-    make_pipeline_home(home)
+    make_pipeline_home(home, "r1")
+    save_tiny_checkpoint(home, "sft", seq_len=256, run="other", step=20)  # a newer run's model is not evaluated
     make_bundle(home, rows=10)
     cfg = tiny_cfg(home)
     evals = run_speedrun_evals(cfg, "r1", progress=lambda s: None)
@@ -55,11 +56,12 @@ def test_evals_with_bundle_land_in_metrics_and_manifest(home):
     assert manifest["evals"]["base_core"]["core"] == evals["base_core"]["core"]
     lines = [json.loads(x) for x in (home / "runs" / "r1" / "metrics.jsonl").read_text().splitlines()]
     assert {r["model"] for r in lines if r["phase"] == "eval"} == {"base", "mid", "sft"}
+    assert evals["sft_chat"]["step"] == 10  # this run's SFT (the other run's is step 20)
     assert any("core" in r for r in lines)
 
 
 def test_without_bundle_the_base_gets_the_mini_suite_and_missing_mid_is_recorded(home):
-    make_pipeline_home(home, phases=("base", "sft"))
+    make_pipeline_home(home, "r2", phases=("base", "sft"))
     evals = run_speedrun_evals(tiny_cfg(home), "r2", progress=lambda s: None)
     assert "base_core" not in evals and list(evals["base_mini"]["tasks"]) == ["quiz"]
     assert evals["base_mini"]["score"] == evals["base_mini"]["tasks"]["quiz"]["centered"]
@@ -76,9 +78,9 @@ def test_no_base_checkpoint_is_an_error(home):
 
 def test_base_bpb_recorded_by_training_is_reused(home):
     from nanochat_cli.paths import Paths
-    from nanochat_cli.train.manifest import Manifest
+    from nanochat_cli.runs import Manifest
 
-    make_pipeline_home(home, phases=("base",))
+    make_pipeline_home(home, "r4", phases=("base",))
     cfg = tiny_cfg(home)
     m = Manifest.create(Paths(home), "r4", cfg, ["base"])
     m.update_phase("base", status="done", step=10, metrics={"val_bpb": 1.5})

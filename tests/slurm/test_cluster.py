@@ -155,7 +155,7 @@ def test_real_training_drill_resumes_with_the_same_losses(slurm_cluster, run_cli
     err = err_file.read_text()
     errors = "\n".join(ln for ln in err.splitlines() if ln.startswith("Error: "))  # our one-line errors
     assert st["JobState"] == "COMPLETED" and st["Restarts"] == "1", errors + out[-2000:] + err[-3000:]
-    stopped = int(re.search(r"base: stopped by SIGUSR2 at step (\d+); checkpoint saved", err).group(1))
+    stopped = int(re.search(r"base: stopped by SIGUSR2 at step (\d+); checkpoint \S+/runs/drill/checkpoints/base/step_0*\1 ", err).group(1))
     assert 3 <= stopped < 40
     assert "USR2: time limit or preemption is near" in out and f"requeueing job {jid}" in out
     second = out.split("restart=1]", 1)[1]  # the requeued run appended to the same file

@@ -54,19 +54,23 @@ def test_base_data_is_read_not_just_listed(tmp_path):
 
 
 def test_mid_needs_a_base_checkpoint(tmp_path):
+    import torch
+
+    from nanochat_cli import checkpoint as ck
+    from nanochat_cli.paths import Paths
+
     home = tmp_path / "h"
     report = doctor.run_doctor(cfg_for(home), ("mid", "sft"))
     [r] = rows(report, "base checkpoint")
-    assert r.status == "fail" and r.fix.startswith("nanochat train base") and "checkpoints/base/d" in r.detail
+    assert r.status == "fail" and r.fix.startswith("nanochat train base") and "no base checkpoint" in r.detail
     assert rows(report, "base data")[0].status == "skip"  # mid does not read the base shards
-    ck = home / "checkpoints" / "base" / "d4"
-    ck.mkdir(parents=True)
-    (ck / "model_000100.safetensors").write_bytes(b"x")
+    path = ck.save_checkpoint(Paths(home).run_checkpoints("r1", "base"), 100, {"w": torch.ones(2)}, [{}],
+                              {"run_id": "r1", "num_iterations": 100})
     [r] = rows(doctor.run_doctor(cfg_for(home), ("mid",)), "base checkpoint")
-    if not built("nanochat_cli.train.checkpoint"):
-        assert r.status == "n/a" and "not verified" in r.detail  # never a fake pass
-    else:
-        assert r.status == "fail"  # one junk byte is not a complete checkpoint
+    assert r.status == "ok" and "run r1 step 100 (finished)" in r.detail
+    (path / "model.safetensors").write_bytes(b"x")  # one junk byte is not a complete checkpoint
+    [r] = rows(doctor.run_doctor(cfg_for(home), ("mid",)), "base checkpoint")
+    assert r.status == "fail" and "no complete checkpoint" in r.detail
 
 
 def test_pieces_not_built_yet_are_na_not_ok(tmp_path):
@@ -127,3 +131,19 @@ def test_cli_exit_3_with_json_and_table(run_cli, home):
     r = run_cli("doctor", "--phase", "chat")
     assert r.returncode == 2 and "--phase" in r.stderr
 
+
+
+def test_tokenizer_row_names_the_default_version_and_migrates_an_old_home(tmp_path):
+    from nanochat_cli.tokenizer import store
+    from tests.tokenizer.legacy_home import small_ranks, write_legacy_tokenizer
+
+    home = tmp_path / "h"
+    [r] = rows(doctor.run_doctor(cfg_for(home, **{"tokenizer.vocab_size": 400}), ("base",)), "tokenizer")
+    assert r.status == "fail" and "no trained tokenizer" in r.detail and r.fix == "nanochat tokenizer train"
+    write_legacy_tokenizer(home, small_ranks(400))  # a home of the release before tokenizer versions
+    [r] = rows(doctor.run_doctor(cfg_for(home, **{"tokenizer.vocab_size": 400}), ("base",)), "tokenizer")
+    default = store.read_default(store.Paths(home))
+    assert r.status == "ok" and f"default version {default[:12]}, vocab 400" in r.detail
+    (home / "tokenizers" / default / "tokenizer.json").write_text("{}")
+    [r] = rows(doctor.run_doctor(cfg_for(home, **{"tokenizer.vocab_size": 400}), ("base",)), "tokenizer")
+    assert r.status == "fail" and "tokenizer.json: lacks" in r.detail

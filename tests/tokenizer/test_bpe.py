@@ -1,15 +1,17 @@
-"""BPE training on a small char budget, the tiktoken runtime, saved files, and load_tokenizer's preflight."""
+"""BPE training on a small char budget, the tiktoken runtime, the stored version, and load_tokenizer's preflight."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from nanochat_cli.config import load_config
 from nanochat_cli.errors import PreflightError
 from nanochat_cli.tokenizer import load_tokenizer
-from nanochat_cli.tokenizer.bpe import META_FILE, TOKEN_FILE, BPETokenizer, train_tokenizer
+from nanochat_cli.tokenizer.bpe import BPETokenizer, train_tokenizer
+from nanochat_cli.tokenizer.store import META_FILE, TOKEN_FILE
 from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
 from tests.tokenizer.corpus import install_corpus
 
@@ -32,9 +34,11 @@ def trained(tmp_path_factory):
     return cfg, train_tokenizer(cfg), load_tokenizer(cfg)
 
 
-def test_train_writes_tiktoken_file_and_metadata(trained):
+def test_train_writes_a_version_and_makes_it_the_default(trained):
     cfg, result, tok = trained
-    d = cfg.home / "tokenizer"
+    d = cfg.home / "tokenizers" / result["fingerprint"]
+    assert result["dir"] == str(d) and result["new"] and result["previous_default"] is None
+    assert (cfg.home / "tokenizers" / "default").read_text() == result["fingerprint"] + "\n"
     meta = json.loads((d / META_FILE).read_text())
     assert meta["vocab_size"] == VOCAB == tok.vocab_size == result["vocab_size"]
     assert meta["special_tokens"] == {n: VOCAB - len(SPECIAL_TOKENS) + i for i, n in enumerate(SPECIAL_TOKENS)}
@@ -42,14 +46,22 @@ def test_train_writes_tiktoken_file_and_metadata(trained):
     lines = (d / TOKEN_FILE).read_text().splitlines()
     assert len(lines) == VOCAB - len(SPECIAL_TOKENS)
     assert lines[65] == "QQ== 65"  # rank b < 256 is the single byte b
-    assert tok.fingerprint == meta["sha256"] and len(tok.fingerprint) == 64
+    assert tok.fingerprint == meta["fingerprint"] == result["fingerprint"] and len(tok.fingerprint) == 64
+    assert tok.ranks_sha256 == meta["ranks_sha256"] == result["ranks_sha256"] != tok.fingerprint
 
 
-def test_training_is_deterministic(trained, tmp_path):
+def test_training_is_deterministic_and_never_touches_a_stored_version(trained, tmp_path):
     cfg, result, _ = trained
     install_corpus(tmp_path)
+    first = train_tokenizer(_cfg(tmp_path, **{"tokenizer.vocab_size": 512}))
     again = train_tokenizer(_cfg(tmp_path))
-    assert again["sha256"] == result["sha256"]
+    assert again["fingerprint"] == result["fingerprint"] and again["ranks_sha256"] == result["ranks_sha256"]
+    assert again["previous_default"] == first["fingerprint"] and again["other_versions"] == 1
+    d = tmp_path / "tokenizers" / again["fingerprint"]
+    before = {p.name: p.stat().st_mtime_ns for p in d.iterdir()}
+    same = train_tokenizer(_cfg(tmp_path))  # the same version again: it only becomes the default
+    assert not same["new"] and {p.name: p.stat().st_mtime_ns for p in d.iterdir()} == before
+    assert load_tokenizer(_cfg(tmp_path, **{"tokenizer.vocab_size": 512}), first["fingerprint"]).vocab_size == 512
 
 
 @pytest.mark.parametrize("text", SAMPLES)
@@ -84,12 +96,13 @@ def test_load_tokenizer_preflight(tmp_path, trained):
     with pytest.raises(PreflightError) as e:
         load_tokenizer(cfg)
     assert "nanochat tokenizer train" in e.value.fix
-    src = trained[0].home / "tokenizer"
-    d = tmp_path / "tokenizer"
-    d.mkdir()
-    (d / META_FILE).write_bytes((src / META_FILE).read_bytes())
+    fp = trained[1]["fingerprint"]
+    src = trained[0].home / "tokenizers" / fp
+    shutil.copytree(src, tmp_path / "tokenizers" / fp)
+    (tmp_path / "tokenizers" / "default").write_text(fp)
+    d = tmp_path / "tokenizers" / fp
     (d / TOKEN_FILE).write_bytes((src / TOKEN_FILE).read_bytes()[:-10])  # torn
-    with pytest.raises(PreflightError, match="does not match the sha256"):
+    with pytest.raises(PreflightError, match="does not match ranks_sha256"):
         load_tokenizer(cfg)
     (d / TOKEN_FILE).write_bytes((src / TOKEN_FILE).read_bytes())
     assert isinstance(load_tokenizer(cfg), BPETokenizer)

@@ -3,11 +3,9 @@ and clear ValueErrors, with both the BPE and the byte-level tokenizer."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
-from nanochat_cli.tokenizer.bpe import BPETokenizer, ranks_to_file_bytes, train_ranks
+from nanochat_cli.tokenizer.bpe import BPETokenizer, train_ranks
 from nanochat_cli.tokenizer.byte_level import ByteTokenizer
 from nanochat_cli.tokenizer.chat import render_conversation, render_for_completion
 
@@ -16,8 +14,7 @@ TEXT = ("What is 12 times 7? Let me compute that with the calculator. The answer
 
 
 def _bpe():
-    ranks = train_ranks([TEXT], 400)
-    return BPETokenizer(ranks, hashlib.sha256(ranks_to_file_bytes(ranks)).hexdigest())
+    return BPETokenizer(train_ranks([TEXT], 400))
 
 
 TOKENIZERS = {"byte": ByteTokenizer(), "bpe": _bpe()}

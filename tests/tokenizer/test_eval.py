@@ -28,8 +28,9 @@ def test_reference_encodings_match_tiktoken(home, monkeypatch):
 
 def test_eval_cli_offline_json_and_table(run_cli, home):
     install_corpus(home)
-    r = run_cli("tokenizer", "train", "--vocab-size", "2048", "--train-chars", "1000000")
+    r = run_cli("tokenizer", "train", "--vocab-size", "2048", "--train-chars", "1000000", "--json")
     assert r.returncode == 0, r.stderr
+    fingerprint = json.loads(r.stdout)["fingerprint"]
     r = run_cli("tokenizer", "eval", "--json", netns=True)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
@@ -43,8 +44,8 @@ def test_eval_cli_offline_json_and_table(run_cli, home):
     assert rows["val"]["ours"]["bytes_per_token"] > 0.85 * rows["val"]["gpt2"]["bytes_per_token"]
     assert rows["code"]["ours"]["bytes_per_token"] < 0.8 * rows["code"]["gpt2"]["bytes_per_token"]
     assert all(r["bytes_per_token"] >= 1.0 for res in rows.values() for r in res.values())
-    saved = json.loads((home / "tokenizer" / "eval.json").read_text())  # kept for `nanochat report`
-    assert saved == report and saved["fingerprint"]
+    saved = json.loads((home / "tokenizers" / fingerprint / "eval.json").read_text())  # kept for `nanochat report`
+    assert saved == report and saved["fingerprint"] == fingerprint
     table = run_cli("tokenizer", "eval")
     assert table.returncode == 0 and "gpt2" in table.stdout and "cl100k" in table.stdout and "korean" in table.stdout
     # A home where the tiktoken files cannot be written: one line, exit 2.

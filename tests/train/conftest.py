@@ -74,6 +74,15 @@ def losses(home: Path) -> dict[int, float]:
     return out
 
 
+def run_checkpoints(home: Path, phase: str = "base", run: str | None = None) -> Path:
+    """`runs/<run>/checkpoints/<phase>` of `run`, or of the only run that has that phase."""
+    if run is not None:
+        return home / "runs" / run / "checkpoints" / phase
+    dirs = list((home / "runs").glob(f"*/checkpoints/{phase}"))
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
 @pytest.fixture
 def data_home(home) -> Path:
     write_shards(home)

@@ -42,7 +42,7 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     # Training moved the loss (so the comparison is not between two untrained models).
     assert a["losses"][-1] < a["losses"][0]
     # The 2-process checkpoint holds one optimizer file per rank.
-    ck = two / "checkpoints" / "base" / "d2" / "step_000006"
+    [ck] = list(two.glob("runs/*/checkpoints/base/step_000006"))
     assert sorted(p.name for p in ck.iterdir()) == ["meta.json", "model.safetensors", "optim_rank0.pt",
                                                      "optim_rank1.pt"]
 
@@ -61,7 +61,7 @@ def test_nproc_flag_relaunches_under_torchrun(home, tmp_path, run_cli):
     result = json.loads(r.stdout)  # exactly one JSON document: only rank 0 prints
     assert result["status"] == "done" and result["step"] == 4
     assert (home / "runs" / "ddp-run" / "manifest.json").is_file()
-    ck = home / "checkpoints" / "base" / "d2" / "step_000004"
+    ck = home / "runs" / "ddp-run" / "checkpoints" / "base" / "step_000004"
     assert {"optim_rank0.pt", "optim_rank1.pt"} <= {p.name for p in ck.iterdir()}
     meta = json.loads((ck / "meta.json").read_text())
     assert meta["world_size"] == 2 and len(meta["loader"]) == 2 and len(meta["rng"]) == 2

@@ -8,9 +8,9 @@ import torch
 
 from nanochat_cli.tokenizer.byte_level import ByteTokenizer
 from nanochat_cli.track import read_metrics
-from nanochat_cli.train import checkpoint as ck
+from nanochat_cli import checkpoint as ck
 from nanochat_cli.train.loop import derive_num_iterations, run_phase
-from nanochat_cli.train.manifest import Manifest
+from nanochat_cli.runs import Manifest
 from nanochat_cli.train.phases import PhaseData
 from tests.train.conftest import needs_model, needs_shards, tiny_config
 
@@ -61,7 +61,7 @@ def test_eval_exception_is_logged_and_training_finishes(home, tmp_path, capsys):
     recs = read_metrics(home / "runs" / r.run_id / "metrics.jsonl")
     assert [x["step"] for x in recs if "eval_error" in x] == [0, 4, 8, 12]
     assert sum("loss" in x for x in recs) == 12
-    ckdir = home / "checkpoints" / "base" / "d2"
+    ckdir = home / "runs" / r.run_id / "checkpoints" / "base"
     assert ck.list_steps(ckdir) == [6, 12] and ck.latest_valid_step(ckdir) == 12
     m = Manifest.load(home / "runs" / r.run_id)
     assert m.phases["base"]["status"] == "done" and m.phases["base"]["step"] == 12
@@ -75,7 +75,7 @@ def test_real_base_data_val_bpb_and_checkpoint_meta(data_home, tmp_path):
     recs = read_metrics(data_home / "runs" / r.run_id / "metrics.jsonl")
     bpbs = [x["val_bpb"] for x in recs if "val_bpb" in x]
     assert len(bpbs) == 3 and all(0 < b < 12 for b in bpbs)
-    meta = json.loads((data_home / "checkpoints/base/d2/step_000006/meta.json").read_text())
+    meta = json.loads((data_home / "runs" / r.run_id / "checkpoints/base/step_000006/meta.json").read_text())
     assert meta["step"] == 6 and meta["phase"] == "base" and meta["run_id"] == r.run_id
     assert meta["tokenizer"]["kind"] == "byte" and meta["config"]["model"]["depth"] == 2
     assert len(meta["loader"]) == 1 and len(meta["rng"]) == 1 and set(meta["rng"][0]) >= {"python", "numpy", "torch"}
@@ -122,9 +122,10 @@ def test_sigusr2_in_process_then_resume_repeats_the_losses_bitwise(home, tmp_pat
     cfg = tiny_config(home, tmp_path, iters=12, eval_every=0, save_every=0)
     first = run_phase(cfg, "base", tokenizer=ByteTokenizer(), data=PhaseData(train=SignalAt(at=9)))
     assert first.status == "interrupted" and first.step == 5  # micro-batch 9 is in step 5 (2 per step)
-    assert ck.latest_valid_step(home / "checkpoints" / "base" / "d2") == 5
+    assert ck.latest_valid_step(home / "runs" / first.run_id / "checkpoints" / "base") == 5
     assert Manifest.load(home / "runs" / first.run_id).phases["base"]["status"] == "interrupted"
-    second = run_phase(cfg, "base", resume=True, tokenizer=ByteTokenizer(), data=PhaseData(train=SignalAt()))
+    second = run_phase(cfg, "base", resume=True, run_id=first.run_id, tokenizer=ByteTokenizer(),
+                       data=PhaseData(train=SignalAt()))
     assert second.status == "done" and second.run_id == first.run_id
     got = [x["loss"] for x in read_metrics(home / "runs" / first.run_id / "metrics.jsonl") if "loss" in x]
     assert got == want  # bitwise

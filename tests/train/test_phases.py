@@ -11,9 +11,11 @@ import pytest
 
 from nanochat_cli.errors import PreflightError, UsageError
 from nanochat_cli.tokenizer.byte_level import ByteTokenizer
-from nanochat_cli.train import checkpoint as ck
+from nanochat_cli import checkpoint as ck
 from nanochat_cli.train.chat_phases import mid_data, phase_view, sft_data
-from nanochat_cli.train.preflight import check_init_checkpoint
+from nanochat_cli.paths import Paths
+from nanochat_cli.train.phases import load_phase_tokenizer
+from nanochat_cli.train.which_run import pick_run
 from tests.tasks import hf_fixtures as F
 from tests.train.conftest import TINY_TOML, write_shards
 
@@ -49,18 +51,20 @@ def chat_config(home: Path, tmp_path: Path, **kw):
     return load_config(config_file=chat_config_file(tmp_path, **kw), flags={"home": str(home)}).config
 
 
-def fake_checkpoint(cfg, phase: str, tokenizer_meta: dict | None = None) -> Path:
-    """A real checkpoint (checkpoint.save_checkpoint) holding a stand-in weight: enough for the preflight,
-    which verifies files and metadata, not shapes."""
+def fake_checkpoint(cfg, phase: str, tokenizer_meta: dict | None = None, run: str = "r1") -> Path:
+    """A real, finished checkpoint (checkpoint.save_checkpoint) of run `run` holding a stand-in weight: enough
+    for finding and verifying it, not for loading it into a model."""
     import torch
 
-    meta = {"phase": phase, "run_id": "r1",
+    meta = {"phase": phase, "run_id": run, "num_iterations": 7,
             "tokenizer": tokenizer_meta or {"kind": "byte", "vocab_size": ByteTokenizer().vocab_size,
                                             "fingerprint": None}}
-    from nanochat_cli.paths import Paths
+    return ck.save_checkpoint(Paths.of(cfg).run_checkpoints(run, phase), 7, {"w": torch.ones(3)}, [{}], meta)
 
-    return ck.save_checkpoint(Paths.of(cfg).checkpoint_dir(phase, cfg.model.depth), 7, {"w": torch.ones(3)}, [{}],
-                              meta)
+
+def init_problem(cfg, phase: str) -> str | None:
+    """Why `phase` has no checkpoint to start from, as the loop finds out (train/which_run.py)."""
+    return pick_run(Paths.of(cfg), phase, None, None, resume=False).init_problem
 
 
 # ------------------------------------------------------------------------------------------------
@@ -92,7 +96,7 @@ def test_phase_view_rejects_uneven_sft_batches(home, tmp_path):
 def test_mid_without_base_checkpoint_names_train_base(home, tmp_path):
     cfg = phase_view(chat_config(home, tmp_path), "mid")
     with pytest.raises(PreflightError) as e:
-        mid_data(cfg, ByteTokenizer())
+        mid_data(cfg, ByteTokenizer(), init_problem=init_problem(cfg, "mid"))
     assert e.value.exit_code == 3 and "base checkpoint" in e.value.message
     assert "`nanochat train base`" in e.value.fix
 
@@ -101,25 +105,24 @@ def test_sft_needs_mid_not_base(home, tmp_path):
     cfg = phase_view(chat_config(home, tmp_path), "sft")
     fake_checkpoint(cfg, "base")
     with pytest.raises(PreflightError, match="mid checkpoint"):
-        sft_data(cfg, ByteTokenizer())
+        sft_data(cfg, ByteTokenizer(), init_problem=init_problem(cfg, "sft"))
 
 
-def test_corrupt_base_checkpoint_is_refused(home, tmp_path):
-    cfg = chat_config(home, tmp_path)
-    path = fake_checkpoint(cfg, "base")
+def test_corrupt_base_checkpoint_is_refused_before_training(home, tmp_path, run_cli):
+    path = fake_checkpoint(chat_config(home, tmp_path), "base")
     blob = bytearray((path / ck.MODEL_FILE).read_bytes())
     blob[-1] ^= 0xFF
     (path / ck.MODEL_FILE).write_bytes(bytes(blob))
-    with pytest.raises(PreflightError, match="checksum mismatch") as e:
-        check_init_checkpoint(cfg, "mid", ByteTokenizer())
-    assert "nanochat train base" in e.value.fix
+    r = run_cli("train", "mid", "--config", str(chat_config_file(tmp_path)))
+    assert r.returncode == 3 and "checksum mismatch" in r.stderr and "nanochat train base" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
-def test_other_tokenizer_is_refused(home, tmp_path):
+def test_a_tokenizer_that_is_not_in_the_home_is_refused(home, tmp_path):
     cfg = chat_config(home, tmp_path)
-    fake_checkpoint(cfg, "base", {"kind": "bpe", "vocab_size": 4096, "fingerprint": "ab" * 32})
-    with pytest.raises(PreflightError, match="different tokenizer"):
-        check_init_checkpoint(cfg, "mid", ByteTokenizer())
+    with pytest.raises(PreflightError, match="ababababab") as e:
+        load_phase_tokenizer(cfg, {"kind": "bpe", "vocab_size": 4096, "fingerprint": "ab" * 32}, "run r1's base")
+    assert e.value.exit_code == 3
 
 
 def test_packaged_mid_data_is_deterministic(home, tmp_path):
@@ -220,25 +223,31 @@ def test_base_mid_sft_end_to_end_then_resume_from_mid(run_cli, home, tmp_path):
     loader = TokenLoader(shards[:-1], ByteTokenizer(), cfg.train.device_batch_size, cfg.model.seq_len)
     base = run_phase(cfg, "base", data=PhaseData(train=loader))
     assert base.status == "done" and base.step == 3
-    for phase in ("mid", "sft"):
+    for phase in ("mid", "sft"):  # no --run: each joins the run of the checkpoint it starts from
         r = run_cli("train", phase, "--config", str(conf), "--json")
         assert r.returncode == 0, r.stderr[-3000:]
         out = json.loads(r.stdout)
         assert out["phase"] == phase and out["status"] == "done" and out["step"] == 3
+        assert out["run_id"] == base.run_id
         assert (Path(out["checkpoint"]) / ck.META_FILE).is_file()
-        assert Path(out["checkpoint"]).parent == home / "checkpoints" / phase / "d2"
-        assert f"initialised from {home / 'checkpoints' / {'mid': 'base', 'sft': 'mid'}[phase]}" in r.stderr
+        assert Path(out["checkpoint"]).parent == home / "runs" / base.run_id / "checkpoints" / phase
+        pre = {"mid": "base", "sft": "mid"}[phase]
+        assert f"initialised from run {base.run_id} {pre} step 3" in r.stderr
         assert "train conversations" in r.stderr
     elapsed = time.time() - t0
     manifests = [json.loads(p.read_text()) for p in (home / "runs").glob("*/manifest.json")]
-    done = {ph for m in manifests for ph, e in m["phases"].items() if e["status"] == "done"}
-    assert done == {"base", "mid", "sft"}
+    assert len(manifests) == 1 and {ph for ph, e in manifests[0]["phases"].items() if e["status"] == "done"} == \
+        {"base", "mid", "sft"}
 
-    plan = run_cli("resume", "--from", "mid", "--config", str(conf), "--dry-run")
-    assert plan.returncode == 0 and "mid" in plan.stdout and "sft" in plan.stdout
+    # Rerunning from mid never trains over this run's mid: the plan is a new run starting from its base.
+    plan = run_cli("resume", "--from", "mid", "--config", str(conf), "--dry-run", "--json")
+    assert plan.returncode == 0, plan.stderr
+    got = json.loads(plan.stdout)
+    assert got["run_id"] != base.run_id and [s["phase"] for s in got["steps"]] == ["mid", "sft"]
+    assert f"run {base.run_id}'s base checkpoint" in got["steps"][0]["detail"]
 
     # A corrupt base checkpoint stops `resume --from mid` before any training.
-    weights = home / "checkpoints" / "base" / "d2" / "step_000003" / ck.MODEL_FILE
+    weights = home / "runs" / base.run_id / "checkpoints" / "base" / "step_000003" / ck.MODEL_FILE
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     r = run_cli("resume", "--from", "mid", "--config", str(conf))
     assert r.returncode == 3 and "Traceback" not in r.stderr and "base" in r.stderr, r.stderr
@@ -272,7 +281,7 @@ def test_chat_phase_resumes_exactly(home, tmp_path, phase):
         return {r["step"]: r["loss"] for r in rows if r.get("phase") == phase and "loss" in r}
 
     straight = phase_losses()
-    ckpt_dir = home / "checkpoints" / phase / "d2"
+    ckpt_dir = home / "runs" / first.run_id / "checkpoints" / phase
     assert ck.list_steps(ckpt_dir) == [3, 6]
     import shutil
 

@@ -16,10 +16,10 @@ import pytest
 
 from nanochat_cli.errors import EXIT_PREEMPTED
 from nanochat_cli.paths import Paths
-from nanochat_cli.train import checkpoint as ck
+from nanochat_cli import checkpoint as ck
 from nanochat_cli.train.resume import plan_resume
 from tests.conftest import cli_env
-from tests.train.conftest import needs_model, needs_shards, losses, tiny_config_file, write_shards
+from tests.train.conftest import losses, needs_model, needs_shards, run_checkpoints, tiny_config_file, write_shards
 
 ITERS = 30
 
@@ -93,7 +93,7 @@ def test_sigusr2_saves_at_the_next_step_and_exits_75_then_resume_matches(data_ho
     out, err = p.communicate(timeout=120)
     assert p.returncode == EXIT_PREEMPTED, err
     assert "stopped by SIGUSR2" in err and "nanochat resume" in err
-    ckdir = data_home / "checkpoints" / "base" / "d2"
+    ckdir = run_checkpoints(data_home)
     saved = ck.latest_valid_step(ckdir)
     assert saved is not None and 7 <= saved < ITERS
     manifest = json.loads(next((data_home / "runs").glob("*/manifest.json")).read_text())
@@ -112,7 +112,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(data_home, tmp_path, r
     _wait_for_step(data_home, 17, p)
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=30)
-    ckdir = data_home / "checkpoints" / "base" / "d2"
+    ckdir = run_checkpoints(data_home)
     newest = ck.latest_valid_step(ckdir)
     w = ckdir / ck.step_dir_name(newest) / "model.safetensors"
     w.write_bytes(w.read_bytes()[: len(w.read_bytes()) // 2])  # a torn write

@@ -99,18 +99,47 @@ def test_resume_phase_trains_a_run_that_never_started_and_then_is_a_no_op(data_h
     assert r.returncode == 0 and "already done" in r.stdout, r.stderr
 
 
-def test_from_with_a_new_run_name_starts_from_the_latest_runs_checkpoint(home):
-    """`resume --from mid --run new` (or NANOCHAT_TRACK__RUN=new): the base checkpoint is found through the
-    latest run's depth, and mid and sft run under the new name."""
+def test_from_with_a_new_run_name_starts_from_the_newest_finished_checkpoint(home):
+    """`resume --from mid --run new`: the base checkpoint is the newest finished one across runs, and mid and
+    sft run under the new name; without a name they join the base's run (it has no mid yet)."""
     from nanochat_cli.errors import PreflightError
 
     write_run(home, "base-run", {"base": "done"}, "2026-01-01T00:00:00Z")
-    with pytest.raises(PreflightError, match="complete base checkpoint"):  # no checkpoint on disk yet
+    with pytest.raises(PreflightError, match="no base checkpoint"):  # no checkpoint on disk yet
         plan_resume(Paths(home), from_phase="mid", run="new")
     import torch
 
-    from nanochat_cli.train import checkpoint as ck
+    from nanochat_cli import checkpoint as ck
 
-    ck.save_checkpoint(home / "checkpoints" / "base" / "d2", 10, {"w": torch.zeros(2)}, {}, {"run_id": "base-run"})
+    ck.save_checkpoint(Paths(home).run_checkpoints("base-run", "base"), 10, {"w": torch.zeros(2)}, {},
+                       {"run_id": "base-run", "num_iterations": 10})
     assert plan(home, from_phase="mid", run="new") == ("new", [("mid", "start"), ("sft", "start")], None)
     assert plan(home, from_phase="mid") == ("base-run", [("mid", "start"), ("sft", "start")], None)
+    # a run that has trained mid is never trained over: a named one is refused, an unnamed call gets a new run
+    ck.save_checkpoint(Paths(home).run_checkpoints("base-run", "mid"), 3, {"w": torch.zeros(2)}, {},
+                       {"run_id": "base-run", "num_iterations": 3})
+    with pytest.raises(UsageError, match="already|unfinished"):
+        plan_resume(Paths(home), from_phase="mid", run="base-run")
+    run_id, steps, _ = plan(home, from_phase="mid")
+    assert run_id not in ("base-run", None) and steps == [("mid", "start"), ("sft", "start")]
+
+
+@pytest.mark.parametrize("name", ["tmp", "no-such-run"])
+def test_resume_of_a_name_that_is_not_a_run_says_so_and_never_continues_another(home, run_cli, name):
+    write_run(home, "other", {"base": "interrupted"}, "2026-01-01T00:00:00Z")
+    r = run_cli("resume", "--run", name, "--dry-run")
+    assert r.returncode == 2 and f"no run named '{name}'" in r.stderr and "other" not in r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_invalid_run_names_are_one_line_exit_2(home, run_cli):
+    from nanochat_cli.runs import check_run_name
+
+    for name in ("ü名", "a" * 65, "../escape", "a b", "-x", "x.", "a..b", "a/b", ""):
+        with pytest.raises(UsageError, match="not a valid run name"):
+            check_run_name(name)
+    for args in (("resume", "--run", "ü名"), ("report", "--run", "../../etc"), ("chat", "--run", "a" * 300, "-p", "x"),
+                 ("train", "base", "--run", "a b")):
+        r = run_cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "not a valid run name" in r.stderr, r.stderr

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from nanochat_cli.track import read_metrics, truncate_metrics
-from nanochat_cli.train.manifest import resolve_run_id
+from nanochat_cli.errors import UsageError
+from nanochat_cli.runs import new_run_name
 from tests.train.conftest import needs_model, needs_shards, tiny_config_file
 
 
@@ -48,11 +51,14 @@ def test_disabled_wandb_writes_nothing_under_wandb(data_home, tmp_path, run_cli)
     assert len(list((data_home / "runs").glob("*/metrics.jsonl"))) == 1
 
 
-def test_run_names():
-    assert resolve_run_id("my run/1") == "my-run-1"
+def test_run_names(capsys):
+    assert new_run_name("d20-v1.2_b") == "d20-v1.2_b"
+    with pytest.raises(UsageError, match="not a valid run name"):
+        new_run_name("my run/1")  # refused, never silently rewritten (it would collide with my-run-1)
     for name in ("", "dummy", " DUMMY ", "test", None):
-        rid = resolve_run_id(name)
+        rid = new_run_name(name)
         assert rid and rid.lower() not in ("dummy", "test", "")
+    assert capsys.readouterr().err.count("looks like a placeholder") == 3
 
 
 def test_truncate_metrics_drops_records_after_the_resume_step_and_torn_lines(tmp_path):

@@ -15,9 +15,10 @@ import click
 import typer
 
 from nanochat_cli import __version__
-from nanochat_cli.cli import (bench, chat, config_cmd, data, doctor, eval_cmd, learn, report, resume, slurm,
+from nanochat_cli.cli import (bench, chat, config_cmd, data, doctor, eval_cmd, learn, report, resume, runs, slurm,
                               speedrun, tokenizer, train)
 from nanochat_cli.errors import EXIT_FAILURE, EXIT_USAGE, NanochatError
+from nanochat_cli.signals import Interrupted, exit_code_for
 
 app = typer.Typer(
     name="nanochat",
@@ -54,6 +55,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(tokenizer.app, name="tokenizer")
 app.add_typer(train.app, name="train")
 app.command("resume")(resume.resume)
+app.add_typer(runs.app, name="runs")
 app.add_typer(eval_cmd.app, name="eval")
 app.command("chat", epilog=chat.EPILOG)(chat.chat)
 app.add_typer(learn.app, name="learn")
@@ -85,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         _fail(" ".join(e.format_message().split()), e.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted (Ctrl-C); nothing half-written was kept", 130)
+    except Interrupted as e:
+        _fail(f"stopped by {e.signal_name}; nothing half-written was kept", exit_code_for(e.signal_name))
     except (MemoryError, RuntimeError) as e:
         if os.environ.get("NANOCHAT_DEBUG") or not _out_of_memory(e):
             raise

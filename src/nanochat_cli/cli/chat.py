@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from nanochat_cli.cli import output
-from nanochat_cli.cli.options import ConfigOpt, DepthOpt, ProfileOpt, build_config
+from nanochat_cli.cli.options import ConfigOpt, ModelDepthOpt, ModelRunOpt, ProfileOpt, StepOpt, build_config
 
 EPILOG = ("Examples: `nanochat chat` (interactive, the SFT model) · `nanochat chat -p \"Why is the sky blue?\"` · "
           "`nanochat chat -i base -p \"The capital of France is\"` (plain completion).")
@@ -16,15 +16,15 @@ EPILOG = ("Examples: `nanochat chat` (interactive, the SFT model) · `nanochat c
 def chat(ctx: typer.Context,
          source: Annotated[Optional[str], typer.Option("-i", "--source", help="base, mid or sft (chat.source).")] = None,
          prompt: Annotated[Optional[str], typer.Option("-p", "--prompt", help="One-shot prompt; omit for a session.")] = None,
-         step: Annotated[Optional[int], typer.Option("--step", help="Checkpoint step (default latest).")] = None,
+         run: ModelRunOpt = None, step: StepOpt = None,
          temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="0 = greedy.")] = None,
          top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Sample from the k most likely.")] = None,
          max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Most tokens per reply.")] = None,
-         depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None) -> None:
+         depth: ModelDepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None) -> None:
     """Chat with a trained model (interactive, or one-shot with -p)."""
     cfg = build_config(ctx, profile, config, {"chat.source": source, "chat.step": step,
                                               "chat.temperature": temperature, "chat.top_k": top_k,
-                                              "chat.max_tokens": max_tokens, "model.depth": depth}).config
+                                              "chat.max_tokens": max_tokens}).config
     import os
     import sys
 
@@ -35,20 +35,23 @@ def chat(ctx: typer.Context,
     from nanochat_cli.model.inference import load_for_inference
 
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
-    loaded = load_for_inference(cfg, cfg.chat.source, cfg.chat.step)
+    loaded = load_for_inference(cfg, cfg.chat.source, cfg.chat.step, run=run, depth=depth)
     gen = GenerationConfig(max_tokens=cfg.chat.max_tokens, temperature=cfg.chat.temperature, top_k=cfg.chat.top_k,
                            seed=cfg.train.seed)
     session = ChatSession(loaded, gen)
+    # A prompt longer than the context is refused (UsageError, exit 2) before anything else is printed, so
+    # the refusal is the command's one line.
+    turn = session.prepare(prompt) if prompt is not None else None
+    output.info(loaded.description)
 
     def write(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    if prompt is not None:
-        session.reply(prompt, on_text=write)  # a prompt longer than the context: UsageError, exit 2
+    if turn is not None:
+        session.respond(turn, on_text=write)
         write("\n")
         for line in session.notices():
             output.info(line)
         return
-    output.info(f"{cfg.chat.source} model: {loaded.path} (step {loaded.step})")
     interactive(session, read=input, write=write, notify=output.info)

@@ -7,11 +7,18 @@ from typing import Annotated, Optional
 import typer
 
 from nanochat_cli.cli import output
-from nanochat_cli.cli.options import ConfigOpt, DepthOpt, JsonOpt, ProfileOpt, build_config
+from nanochat_cli.cli.options import (ConfigOpt, JsonOpt, ModelDepthOpt, ModelRunOpt, ProfileOpt, StepOpt,
+                                      build_config)
 
 app = typer.Typer(help="Evaluate a checkpoint: CORE, bits per byte, chat tasks.", no_args_is_help=True)
 
-StepOpt = Annotated[Optional[int], typer.Option("--step", min=0, help="Checkpoint step (default: the latest).")]
+
+def _interruptible():
+    """SIGTERM/SIGUSR2 (a Slurm time limit) end a minutes-long eval with one line and exit 75, not a silent kill;
+    Ctrl-C ends it with exit 130. Nothing partial is recorded."""
+    from nanochat_cli.signals import interruptible
+
+    return interruptible()
 
 
 def _threads(cfg) -> None:
@@ -31,14 +38,16 @@ def core(ctx: typer.Context,
          source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid or sft")] = None,
          max_per_task: Annotated[Optional[int], typer.Option(
              "--max-per-task", help="Rows per task, -1 = all (eval.core_max_per_task).")] = None,
-         step: StepOpt = None, depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+         run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, profile: ProfileOpt = None,
+         config: ConfigOpt = None,
          json: JsonOpt = False) -> None:
     """The DCLM CORE metric (22 tasks of the eval bundle) of the base model."""
-    cfg = build_config(ctx, profile, config, {"eval.core_max_per_task": max_per_task, "model.depth": depth}).config
+    cfg = build_config(ctx, profile, config, {"eval.core_max_per_task": max_per_task}).config
     _threads(cfg)
     from nanochat_cli.eval.core import run_core
 
-    res = run_core(cfg, source or "base", step, progress=None if json else output.info)
+    with _interruptible():
+        res = run_core(cfg, source or "base", step, progress=None if json else output.info, run=run, depth=depth)
     if res["rank"] != 0:
         return
     if json:
@@ -53,14 +62,16 @@ def core(ctx: typer.Context,
 @app.command("bpb", epilog="Example: `nanochat eval bpb -i base`")
 def bpb(ctx: typer.Context,
         source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid or sft")] = None,
-        step: StepOpt = None, depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+        run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, profile: ProfileOpt = None,
+        config: ConfigOpt = None,
         json: JsonOpt = False) -> None:
     """Bits per byte on the validation shard."""
-    cfg = build_config(ctx, profile, config, {"model.depth": depth}).config
+    cfg = build_config(ctx, profile, config, {}).config
     _threads(cfg)
     from nanochat_cli.eval.bpb import run_bpb
 
-    res = run_bpb(cfg, source or "base", step)
+    with _interruptible():
+        res = run_bpb(cfg, source or "base", step, run=run, depth=depth, progress=None if json else output.info)
     if res["rank"] != 0:
         return
     if json:
@@ -80,15 +91,18 @@ def chat(ctx: typer.Context,
              "--max-problems", help="Problems per task, -1 = all (eval.chat_max_problems).")] = None,
          suite: Annotated[Optional[str], typer.Option(
              "--suite", help="auto, chatcore or mini (eval.chat_suite).")] = None,
-         step: StepOpt = None, depth: DepthOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+         run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, profile: ProfileOpt = None,
+         config: ConfigOpt = None,
          json: JsonOpt = False) -> None:
     """Chat evals (ARC, MMLU, GSM8K, HumanEval, SpellingBee) and ChatCORE, or the offline mini-suite."""
     cfg = build_config(ctx, profile, config, {"chat.source": source, "eval.chat_max_problems": max_problems,
-                                              "eval.chat_suite": suite, "model.depth": depth}).config
+                                              "eval.chat_suite": suite}).config
     _threads(cfg)
     from nanochat_cli.eval.chat_eval import run_chat_eval
 
-    res = run_chat_eval(cfg, cfg.chat.source, task, step, progress=None if json else output.info)
+    with _interruptible():
+        res = run_chat_eval(cfg, cfg.chat.source, task, step, progress=None if json else output.info, run=run,
+                            depth=depth)
     if res["rank"] != 0:
         return
     if json:

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from nanochat_cli.cli.options import JsonOpt
+from nanochat_cli.learn.guard import DEFAULT_TIME_LIMIT
 
 app = typer.Typer(help="Learn mode: implement the transformer yourself, guided step by step.", no_args_is_help=True,
                   epilog="Start: `nanochat learn init` then `nanochat learn step` (or `nanochat learn watch`).")
@@ -21,6 +22,13 @@ DirArg = Annotated[Optional[str], typer.Argument(help="Workspace directory [defa
 WsOpt = Annotated[Optional[str], typer.Option("--workspace", "-w", help="Workspace directory "
                                                "[default: ./nanochat-learn].", show_default=False)]
 ComponentArg = Annotated[str, typer.Argument(help="Component name (`nanochat learn status` lists them).")]
+# Not a Config field: learn commands skip loading the config (~0.35 s of the 3 s step budget).
+TimeLimitOpt = Annotated[float, typer.Option("--time-limit", min=0, help="Seconds your code may run in one step "
+                                             "before it is stopped as an endless loop (0: no limit).")]
+
+
+def _limit(seconds: float) -> float | None:
+    return seconds or None
 
 
 def _exit_now(code: int) -> None:
@@ -64,7 +72,7 @@ def init(workspace: DirArg = None,
 
 
 @app.command("step")
-def step(workspace: DirArg = None, json: JsonOpt = False) -> None:
+def step(workspace: DirArg = None, json: JsonOpt = False, time_limit: TimeLimitOpt = DEFAULT_TIME_LIMIT) -> None:
     """Run one tiny training iteration with your model; stop at the next TODO or mismatch.
 
     Exit code 0 when every component matches the reference, 1 while there is work left."""
@@ -74,7 +82,7 @@ def step(workspace: DirArg = None, json: JsonOpt = False) -> None:
     ws = wsmod.require(workspace)  # before importing torch: a bad path answers at once
     from nanochat_cli.learn import check, display
 
-    report = check.run_step(ws.gpt, stop_first=True)
+    report = check.run_step(ws.gpt, stop_first=True, time_limit=_limit(time_limit))
     _record(ws, report)
     if json:
         output.emit_json(display.report_json(report))
@@ -84,7 +92,7 @@ def step(workspace: DirArg = None, json: JsonOpt = False) -> None:
 
 
 @app.command("status")
-def status(workspace: DirArg = None, json: JsonOpt = False) -> None:
+def status(workspace: DirArg = None, json: JsonOpt = False, time_limit: TimeLimitOpt = DEFAULT_TIME_LIMIT) -> None:
     """Checklist of components in execution order: done, failing, todo (also written to PROGRESS.md)."""
     from nanochat_cli.cli import output
     from nanochat_cli.learn import workspace as wsmod
@@ -92,7 +100,7 @@ def status(workspace: DirArg = None, json: JsonOpt = False) -> None:
     ws = wsmod.require(workspace)  # before importing torch: a bad path answers at once
     from nanochat_cli.learn import check, display
 
-    report = check.run_step(ws.gpt, stop_first=False)
+    report = check.run_step(ws.gpt, stop_first=False, time_limit=_limit(time_limit))
     _record(ws, report)
     if json:
         output.emit_json(display.report_json(report))
@@ -106,7 +114,8 @@ def status(workspace: DirArg = None, json: JsonOpt = False) -> None:
 @app.command("check")
 def check_cmd(component: Annotated[Optional[str], typer.Argument(
                   help="Component to check [default: all].", show_default=False)] = None,
-              workspace: WsOpt = None, json: JsonOpt = False) -> None:
+              workspace: WsOpt = None, json: JsonOpt = False,
+              time_limit: TimeLimitOpt = DEFAULT_TIME_LIMIT) -> None:
     """Check a component (or all) against the reference; TODOs elsewhere are stood in by the reference."""
     from nanochat_cli.cli import output
     from nanochat_cli.learn import workspace as wsmod
@@ -116,7 +125,7 @@ def check_cmd(component: Annotated[Optional[str], typer.Argument(
     name = get(component).name if component else None
     from nanochat_cli.learn import check, display
 
-    report = check.run_step(ws.gpt, stop_first=False)
+    report = check.run_step(ws.gpt, stop_first=False, time_limit=_limit(time_limit))
     _record(ws, report)
     findings = [f for f in report.findings if name is None or f.component == name]
     if json:
@@ -198,7 +207,8 @@ def solution(component: ComponentArg, workspace: WsOpt = None,
 @app.command("watch")
 def watch(workspace: DirArg = None,
           interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between checks of "
-                                                  "the file.")] = 0.5) -> None:
+                                                  "the file.")] = 0.5,
+          time_limit: TimeLimitOpt = DEFAULT_TIME_LIMIT) -> None:
     """Re-run `learn step` every time you save gpt.py (Ctrl-C to stop)."""
     from nanochat_cli.cli import output
     from nanochat_cli.learn import watch as watchmod
@@ -217,5 +227,5 @@ def watch(workspace: DirArg = None,
 
         raise UsageError(f"--interval must be a number of seconds, got {interval}", "e.g. --interval 0.5")
     ws = wsmod.require(workspace)
-    runs = watchmod.watch(ws, interval, on_message=output.info, on_report=show)
+    runs = watchmod.watch(ws, interval, on_message=output.info, on_report=show, time_limit=_limit(time_limit))
     output.info(f"stopped watching after {runs} run(s)")

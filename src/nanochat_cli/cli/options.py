@@ -36,7 +36,17 @@ CompileOpt = Annotated[Optional[str], typer.Option("--compile", help="auto, on o
 NprocOpt = Annotated[Optional[int], typer.Option(
     "--nproc", help="Processes on this node; >1 relaunches under torchrun (dist.nproc).")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (train.seed).")]
-RunOpt = Annotated[Optional[str], typer.Option("--run", help="Run name for tracking (track.run).")]
+RunOpt = Annotated[Optional[str], typer.Option(
+    "--run", help="Run to write (track.run): a new name, or a run whose phase has not started; default: a new "
+                  "run (base) or the run of the checkpoint mid/SFT start from.")]
+# Which model a reading command (chat, eval, serve, export) uses: checkpoint_lookup.py.
+ModelRunOpt = Annotated[Optional[str], typer.Option(
+    "--run", help="Use this run's checkpoint (default: the newest finished one of the phase across runs; "
+                  "`nanochat runs` lists them).")]
+StepOpt = Annotated[Optional[int], typer.Option(
+    "--step", min=0, help="Checkpoint step (default: the run's latest valid one).")]
+ModelDepthOpt = Annotated[Optional[int], typer.Option(
+    "--depth", help="Only consider models of this depth (default: any).")]
 WandbOpt = Annotated[Optional[str], typer.Option("--wandb", help="disabled, offline or online (track.wandb).")]
 # str, not Path: click turns '' into Path('.'), which the config could not tell from a real path.
 ModelFileOpt = Annotated[Optional[str], typer.Option(

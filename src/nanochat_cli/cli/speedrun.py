@@ -44,4 +44,4 @@ def speedrun(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt =
             output.result(f"report: {result.report}")
         if result.status == "done":
             output.result(f"chat:   {result.chat_command}")
-    return 0 if result.status == "done" else 75
+    return result.exit_code

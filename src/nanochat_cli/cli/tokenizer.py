@@ -1,4 +1,4 @@
-"""`nanochat tokenizer train|eval`."""
+"""`nanochat tokenizer train|eval|list|use`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import typer
 from nanochat_cli.cli import output
 from nanochat_cli.cli.options import ConfigOpt, JsonOpt, ProfileOpt, build_config
 
-app = typer.Typer(help="Train and evaluate the BPE tokenizer.", no_args_is_help=True)
+app = typer.Typer(help="Train, evaluate and list the BPE tokenizer versions (each kept; one is the default).",
+                  no_args_is_help=True)
 
 TRAIN_EPILOG = """Examples:
 
@@ -25,6 +26,16 @@ EVAL_EPILOG = """Examples:
 
   nanochat tokenizer eval --json"""
 
+LIST_EPILOG = """Examples:
+
+  nanochat tokenizer list
+
+  nanochat tokenizer list --json"""
+
+USE_EPILOG = """Examples:
+
+  nanochat tokenizer use 3f9a1c2b7d4e      # a fingerprint (or its first 6+ digits) from `nanochat tokenizer list`"""
+
 
 @app.command("train", epilog=TRAIN_EPILOG)
 def train(ctx: typer.Context,
@@ -35,37 +46,45 @@ def train(ctx: typer.Context,
           doc_cap: Annotated[Optional[int], typer.Option(
               "--doc-cap", help="Longest document prefix read, in chars (tokenizer.doc_cap).")] = None,
           profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
-    """Train a BPE tokenizer on the configured corpus (builds the embedded corpus first if needed)."""
+    """Train a BPE tokenizer on the configured corpus and make it the default for new runs.
+
+    It is stored as a new version under <home>/tokenizers/<fingerprint>/; versions stored before, and every
+    checkpoint trained with them, are untouched. Builds the embedded corpus first if needed."""
     resolved = build_config(ctx, profile, config, {"tokenizer.vocab_size": vocab_size,
                                                    "tokenizer.train_chars": train_chars, "tokenizer.doc_cap": doc_cap})
     from nanochat_cli.tokenizer.bpe import train_tokenizer
 
     result = train_tokenizer(resolved.config, progress=output.info)
+    fp = result["fingerprint"][:12]
+    kept = result["other_versions"]
+    output.info(f"{fp} is now the default tokenizer for new runs"
+                + (" (it was already stored: same data, same version)" if not result["new"] else "")
+                + (f"; the {kept} other version(s) in {result['tokenizers']} stay as they are" if kept else ""))
     if json:
         output.emit_json(result)
         return
     output.result(f"trained a {result['vocab_size']:,}-token BPE on {result['train_chars']:,} chars "
-                  f"({result['train_docs']:,} documents) in {result['seconds']:.1f} s → {result['dir']} "
-                  f"(sha256 {result['sha256'][:12]})")
+                  f"({result['train_docs']:,} documents) in {result['seconds']:.1f} s → version {fp} "
+                  f"({result['dir']})")
 
 
 @app.command("eval", epilog=EVAL_EPILOG)
 def eval_(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
-    """Compare compression (bytes/token) with GPT-2 and GPT-4 (cl100k), offline.
+    """Compare the default tokenizer's compression (bytes/token) with GPT-2 and GPT-4 (cl100k), offline.
 
-    The result is also saved as <home>/tokenizer/eval.json, which `nanochat report` shows for runs trained
-    with this tokenizer."""
+    The result is also saved as <home>/tokenizers/<fingerprint>/eval.json, which `nanochat report` shows for
+    runs trained with that version."""
     resolved = build_config(ctx, profile, config)
-    from nanochat_cli.paths import Paths, atomic_write_json
-    from nanochat_cli.tokenizer.compare import compare_tokenizers
+    from nanochat_cli.paths import Paths
+    from nanochat_cli.tokenizer.compare import compare_tokenizers, load_default_any_vocab
+    from nanochat_cli.tokenizer.store import save_eval
 
-    report = compare_tokenizers(resolved.config)
-    saved = Paths.of(resolved.config).tokenizer / "eval.json"
+    ours = load_default_any_vocab(resolved.config)
+    report = compare_tokenizers(resolved.config, ours)
     try:
-        atomic_write_json(saved, report)
-        output.info(f"saved → {saved}")
+        output.info(f"saved → {save_eval(Paths.of(resolved.config), ours.fingerprint, report)}")
     except OSError as e:  # the comparison itself succeeded; not being able to keep it is worth a line, not a failure
-        output.info(f"warning: could not save {saved}: {e.strerror or e}")
+        output.info(f"warning: could not save the result beside version {ours.fingerprint[:12]}: {e.strerror or e}")
     if json:
         output.emit_json(report)
         return
@@ -78,3 +97,48 @@ def eval_(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = No
             cells.append(f"{r['tokens']:,} / {r['bytes_per_token']:.2f}")
         rows.append(cells)
     output.table("tokens / bytes per token (higher = better compression)", ["text", "bytes", *names], rows)
+
+
+@app.command("list", epilog=LIST_EPILOG)
+def list_(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """List the stored tokenizer versions: fingerprint, vocab size, creation date, size, default (*).
+
+    Each version is checked (hashes, metadata) without building its encoder; a damaged one is listed with
+    its problem."""
+    resolved = build_config(ctx, profile, config)
+    from nanochat_cli.paths import Paths
+    from nanochat_cli.tokenizer import list_tokenizers
+
+    paths = Paths.of(resolved.config)
+    versions = list_tokenizers(paths)
+    if json:
+        output.emit_json([v.to_json() for v in versions])
+        return
+    if not versions:
+        output.info(f"no tokenizer versions in {paths.tokenizers} — train one: `nanochat tokenizer train`")
+        return
+    rows = [["*" if v.default else "", v.fingerprint[:12], f"{v.vocab_size:,}" if v.vocab_size else "—",
+             (v.created or "—").replace("T", " ")[:16], _size(v.size_bytes), "yes" if v.has_eval else "—",
+             v.problem or "ok"] for v in versions]
+    output.table(f"tokenizer versions in {paths.tokenizers} (* = default for new runs)",
+                 ["", "fingerprint", "vocab", "created", "size", "eval", "status"], rows)
+
+
+@app.command("use", epilog=USE_EPILOG)
+def use(ctx: typer.Context,
+        fingerprint: Annotated[str, typer.Argument(help="A version's fingerprint, or its first 6+ hex digits.")],
+        profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """Make a stored tokenizer version the default for new runs (checked first; nothing is retrained)."""
+    resolved = build_config(ctx, profile, config)
+    from nanochat_cli.paths import Paths
+    from nanochat_cli.tokenizer.store import use_version
+
+    tok = use_version(Paths.of(resolved.config), fingerprint)
+    if json:
+        output.emit_json({"fingerprint": tok.fingerprint, "vocab_size": tok.vocab_size})
+        return
+    output.result(f"{tok.fingerprint[:12]} ({tok.vocab_size:,} tokens) is now the default tokenizer for new runs")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"

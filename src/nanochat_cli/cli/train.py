@@ -13,8 +13,10 @@ from nanochat_cli.cli.options import (CompileOpt, ConfigOpt, DepthOpt, DeviceBat
 app = typer.Typer(help="Train a phase: base (pretraining), mid (midtraining), sft (fine-tuning).",
                   no_args_is_help=True)
 
-EPILOG = ("Examples: `nanochat train base` (cpu-tiny, minutes) · `nanochat train base --profile a100x8 --nproc 8` · "
-          "SIGTERM/SIGUSR2 save a checkpoint and exit 75; `nanochat resume` continues exactly.")
+EPILOG = ("Examples: `nanochat train base` (cpu-tiny, minutes) · `nanochat train base --run exp1` · "
+          "`nanochat train base --profile a100x8 --nproc 8` · Ctrl-C saves a checkpoint and exits 130, SIGTERM/SIGUSR2 "
+          "save and exit 75; `nanochat resume` continues exactly. A trained model is never overwritten: a phase "
+          "that already has checkpoints in --run NAME is refused.")
 
 
 def maybe_relaunch(cfg) -> None:
@@ -31,15 +33,16 @@ def maybe_relaunch(cfg) -> None:
 
 
 def report_results(results, as_json: bool) -> int:
-    """Print phase results; the exit code is EXIT_PREEMPTED when the last phase was interrupted."""
+    """Print phase results; the exit code is the last phase's: 0 done, 130 after Ctrl-C, EXIT_PREEMPTED (75)
+    after SIGTERM/SIGUSR2."""
     from dataclasses import asdict
 
     from nanochat_cli.cli import output
-    from nanochat_cli.errors import EXIT_PREEMPTED
     from nanochat_cli.train import dist
 
+    code = results[-1].exit_code if results else 0
     if not dist.dist_info().is_rank0:
-        return 0 if all(r.status == "done" for r in results) else EXIT_PREEMPTED
+        return code
     if as_json:
         output.emit_json([asdict(r) for r in results] if len(results) != 1 else asdict(results[0]))
     else:
@@ -47,10 +50,8 @@ def report_results(results, as_json: bool) -> int:
             bpb = r.metrics.get("val_bpb")
             output.result(f"{r.phase}: {r.status} at step {r.step}/{r.num_iterations}; loss "
                           f"{r.metrics.get('loss', float('nan')):.4f}" + (f", val bpb {bpb:.4f}" if bpb else "")
-                          + f"; checkpoint {r.checkpoint}; run {r.run_dir}")
-    if results and results[-1].status != "done":
-        return EXIT_PREEMPTED
-    return 0
+                          + f"; checkpoint {r.checkpoint or 'none'}; run {r.run_dir}")
+    return code
 
 
 def _phase(phase: str):

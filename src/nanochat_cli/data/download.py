@@ -300,13 +300,28 @@ def fetch_base_shards(cfg, progress: bool | None = None) -> BaseFetchReport:
 
 
 def fetch_base(cfg, progress: bool | None = None) -> BaseFetchReport | list[Path]:
-    """`data fetch base`: the embedded corpus (no network) or fineweb shards, per cfg.data.source."""
-    if cfg.data.source == "embedded":
-        try:
-            from nanochat_cli.data.embedded import ensure_embedded_corpus
-        except ImportError:
-            raise NanochatError("the embedded corpus builder (data/embedded.py) is not built yet",
-                                "use `--source fineweb` to download fineweb-edu shards instead") from None
-        ensure_writable_dir(Paths.of(cfg).home)
-        return ensure_embedded_corpus(cfg)
-    return fetch_base_shards(cfg, progress)
+    """`data fetch base`: the embedded corpus (no network) or fineweb shards, per cfg.data.source. Holds the
+    home's data lock: a second fetch waits (and then finds the shards verified) instead of racing this one."""
+    ensure_writable_dir(Paths.of(cfg).home)
+    with data_lock(cfg):
+        if cfg.data.source == "embedded":
+            try:
+                from nanochat_cli.data.embedded import ensure_embedded_corpus
+            except ImportError:
+                raise NanochatError("the embedded corpus builder (data/embedded.py) is not built yet",
+                                    "use `--source fineweb` to download fineweb-edu shards instead") from None
+            return ensure_embedded_corpus(cfg)
+        return fetch_base_shards(cfg, progress)
+
+
+def data_lock(cfg):
+    """The home's data-download lock (waits for another fetch, saying whose): `with data_lock(cfg): ...`."""
+    import sys
+
+    from nanochat_cli.locks import describe_holder, hold
+
+    def say(held) -> None:
+        sys.stderr.write(f"waiting for another data download on this home ({describe_holder(held.pid, held.host)})…\n")
+        sys.stderr.flush()
+
+    return hold(Paths.of(cfg).data_lock, wait=True, what="data downloads", on_wait=say)

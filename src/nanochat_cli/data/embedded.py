@@ -119,13 +119,19 @@ def _manifest_ok(directory: Path) -> list[Path] | None:
 def ensure_embedded_corpus(cfg) -> list[Path]:
     """Write the embedded corpus into <home>/base_data once; later calls verify it (sha256 of each shard, ~40 ms)
     and rewrite only torn or missing shards. Returns the shard paths, validation last."""
-    from nanochat_cli.data.download import ensure_writable_dir
+    from nanochat_cli.data.download import data_lock, ensure_writable_dir
 
     directory = Paths.of(cfg).base_data
     done = _manifest_ok(directory)
     if done is not None:
         return done
     ensure_writable_dir(directory)
+    with data_lock(cfg):  # tokenizer train and speedrun build it too: one writer at a time
+        done = _manifest_ok(directory)  # another process may have built it while we waited
+        return done if done is not None else _build(cfg, directory)
+
+
+def _build(cfg, directory: Path) -> list[Path]:
     try:
         old = json.loads((directory / MANIFEST).read_text(encoding="utf-8")).get("shards", {})
     except (OSError, ValueError, AttributeError):

@@ -254,13 +254,22 @@ def _run_worker(cfg, configs: list[tuple[str, str]]) -> dict[tuple[str, str], st
 
 
 def fetch(cfg, phases: list[str]) -> DataReport:
-    """Download what the phases need (skipping items that already load), then verify every item by loading it."""
-    from nanochat_cli.data import assets
+    """Download what the phases need (skipping items that already load), then verify every item by loading it.
+    Holds the home's data lock (a second fetch waits)."""
     from nanochat_cli.data.download import ensure_writable_dir
-    from nanochat_cli.data.tiktoken_files import seed_tiktoken_cache
+
+    from nanochat_cli.data.download import data_lock
 
     paths = Paths.of(cfg)
     ensure_writable_dir(paths.datasets)
+    with data_lock(cfg):
+        return _fetch_locked(cfg, phases, paths)
+
+
+def _fetch_locked(cfg, phases: list[str], paths: Paths) -> DataReport:
+    from nanochat_cli.data import assets
+    from nanochat_cli.data.tiktoken_files import seed_tiktoken_cache
+
     errors: dict[str, str] = {}
     base_new = False
     if "base" in phases:

@@ -111,7 +111,8 @@ def validation_batches(cfg, tokenizer, rank: int = 0, world_size: int = 1, token
         loader.close()
 
 
-def run_bpb(cfg, source: str = "base", step: int | None = None) -> dict:
+def run_bpb(cfg, source: str = "base", step: int | None = None, run: str | None = None,
+            depth: int | None = None, progress=None) -> dict:
     """`nanochat eval bpb`: bits per byte of a checkpoint on the validation shard."""
     import time
 
@@ -122,11 +123,14 @@ def run_bpb(cfg, source: str = "base", step: int | None = None) -> dict:
     from nanochat_cli.train import dist
 
     info = dist.dist_info()
-    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank))
+    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank), run=run, depth=depth,
+                                quiet=not info.is_rank0)
     if info.is_rank0:  # rank 0 records; under torchrun its exit ends the other ranks
         from nanochat_cli.eval.record import check_recordable
 
-        check_recordable(cfg, loaded.meta)
+        check_recordable(cfg, loaded.run)  # before the description: a refusal is the command's one line
+    if progress is not None and info.is_rank0:
+        progress(loaded.description)
     device = next(loaded.model.parameters()).device
     dist.init(cfg.dist.backend, device.type)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
@@ -137,10 +141,10 @@ def run_bpb(cfg, source: str = "base", step: int | None = None) -> dict:
     finally:
         dist.cleanup()
     result = {"metric": "bpb", "bpb": bpb, "source": source, "step": loaded.step, "checkpoint": loaded.path,
-              "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0, "world_size": info.world_size,
+              "run": loaded.run, "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0, "world_size": info.world_size,
               "rank": info.rank}
     if info.is_rank0:
         from nanochat_cli.eval.record import record_result
 
-        record_result(cfg, loaded.meta, "bpb", result, {"val_bpb": bpb})
+        record_result(cfg, loaded.run, "bpb", result, {"val_bpb": bpb})
     return result

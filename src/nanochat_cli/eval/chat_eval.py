@@ -177,9 +177,13 @@ def evaluate_chat_model(model, tokenizer, cfg, task_names: list[str], suite: str
         baseline = BASELINES.get(name, counts[1].item() / max(1.0, counts[2].item()))
         results[name] = {"accuracy": acc, "baseline": baseline, "centered": (acc - baseline) / (1 - baseline),
                          "problems": int(counts[2].item()), "type": task.eval_type, "seconds": time.time() - t0}
+        if hasattr(task, "sandbox_mode"):  # code-running tasks record how contained the code was
+            results[name]["sandbox"] = task.sandbox_mode()
         if progress:
             progress(f"{name:<14} accuracy {acc:.4f} ({int(counts[0].item())}/{int(counts[2].item())}, "
                      f"{time.time() - t0:.1f} s)")
+            if results[name].get("sandbox", "namespaces") != "namespaces":
+                progress(f"{name:<14} sandbox: {results[name]['sandbox']}")
     expected = CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS
     score = None
     if all(t in results for t in expected):
@@ -189,7 +193,8 @@ def evaluate_chat_model(model, tokenizer, cfg, task_names: list[str], suite: str
 
 
 def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  progress: Callable[[str], None] | None = None, run: str | None = None,
+                  depth: int | None = None) -> dict[str, Any]:
     """`nanochat eval chat`: load the `source` checkpoint and run one task or its whole suite."""
     if source not in ("base", "mid", "sft"):
         raise UsageError(f"unknown model source {source!r}", "use -i mid or -i sft")
@@ -202,11 +207,14 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
     for name in names:  # preflight: every dataset loads before any weights do
         build_task(cfg, name)
     info = dist.dist_info()
-    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank))
+    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank), run=run, depth=depth,
+                                quiet=not info.is_rank0)
     if info.is_rank0:  # rank 0 records; under torchrun its exit ends the other ranks
         from nanochat_cli.eval.record import check_recordable
 
-        check_recordable(cfg, loaded.meta)
+        check_recordable(cfg, loaded.run)  # before the description: a refusal is the command's one line
+    if progress is not None and info.is_rank0:
+        progress(loaded.description)
     device = next(loaded.model.parameters()).device
     dist.init(cfg.dist.backend, device.type)
     try:
@@ -214,12 +222,13 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
                                      info.world_size, progress=progress if info.is_rank0 else None)
     finally:
         dist.cleanup()
-    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "world_size": info.world_size,
+    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "run": loaded.run,
+                   "world_size": info.world_size,
                    "rank": info.rank})
     if info.is_rank0:
         from nanochat_cli.eval.record import record_result
 
-        record_result(cfg, loaded.meta, "chat", result,
+        record_result(cfg, loaded.run, "chat", result,
                       {"chat_score": result["score"], "suite": suite,
                        **{f"chat/{k}": v["accuracy"] for k, v in result["tasks"].items()}})
     return result

@@ -227,7 +227,8 @@ def evaluate_core(model, tokenizer, bundle: Path, device, max_per_task: int = -1
 
 
 def run_core(cfg, source: str = "base", step: int | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[str], None] | None = None, run: str | None = None,
+             depth: int | None = None) -> dict[str, Any]:
     """`nanochat eval core`: CORE of the latest (or `step`) checkpoint of `source`."""
     from nanochat_cli.model.inference import load_for_inference
     from nanochat_cli.train import dist
@@ -235,11 +236,14 @@ def run_core(cfg, source: str = "base", step: int | None = None,
     bundle = Paths.of(cfg).eval_bundle
     load_bundle(bundle)  # preflight before loading any weights
     info = dist.dist_info()
-    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank))
+    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank), run=run, depth=depth,
+                                quiet=not info.is_rank0)
     if info.is_rank0:  # rank 0 records; under torchrun its exit ends the other ranks
         from nanochat_cli.eval.record import check_recordable
 
-        check_recordable(cfg, loaded.meta)
+        check_recordable(cfg, loaded.run)  # before the description: a refusal is the command's one line
+    if progress is not None and info.is_rank0:
+        progress(loaded.description)
     device = next(loaded.model.parameters()).device
     dist.init(cfg.dist.backend, device.type)  # no-op for a single process
     try:
@@ -247,12 +251,13 @@ def run_core(cfg, source: str = "base", step: int | None = None,
                                info.rank, info.world_size, progress if info.is_rank0 else None)
     finally:
         dist.cleanup()
-    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "world_size": info.world_size,
+    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "run": loaded.run,
+                   "world_size": info.world_size,
                    "rank": info.rank})
     if info.is_rank0:
         from nanochat_cli.eval.record import record_result
 
-        record_result(cfg, loaded.meta, "core", result, {"core": result["core"],
+        record_result(cfg, loaded.run, "core", result, {"core": result["core"],
                       **{f"core/{k}": v["centered"] for k, v in result["tasks"].items()}})
     return result
 

@@ -4,8 +4,9 @@ needs no download.
 
 Conversation (nanochat's): user = the prompt, assistant = prompt + "\\n" + canonical solution. Grading,
 as nanochat does: the prompt's leading import lines + the reply's first fenced code block (else the whole
-reply) + the tests + `check(entry_point)`, run in `eval/sandbox.py` (5 s, 1 GiB, no network); 1 if it
-exits 0. Byte-equality with the Hub parquet was not checked.
+reply) + the tests + `check(entry_point)`, run in `eval/sandbox.py` (5 s, 1 GiB, no network); 1 only if
+the program reached its end (an early `sys.exit(0)`/`os._exit(0)` is 0). Byte-equality with the Hub
+parquet was not checked.
 """
 
 from __future__ import annotations
@@ -70,3 +71,10 @@ class HumanEval(Task):
         from nanochat_cli.eval.sandbox import run_python
 
         return int(run_python(self.program(conversation, completion), self.timeout).ok)
+
+    def sandbox_mode(self) -> str:
+        """The sandbox mode the programs ran under; a weaker one than `namespaces` says why."""
+        from nanochat_cli.eval.sandbox import isolation
+
+        iso = isolation()
+        return f"{iso.name} ({iso.why})" if iso.why else iso.name

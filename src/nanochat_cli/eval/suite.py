@@ -25,10 +25,10 @@ def _say(msg: str) -> None:
     sys.stderr.write(msg + "\n")
 
 
-def _has_checkpoint(cfg, phase: str) -> bool:
-    from nanochat_cli.train import checkpoint as ck
+def _has_checkpoint(cfg, run_id: str, phase: str) -> bool:
+    from nanochat_cli import checkpoint as ck
 
-    return ck.latest_valid_step(Paths.of(cfg).checkpoint_dir(phase, cfg.model.depth), quiet=True) is not None
+    return bool(ck.list_steps(Paths.of(cfg).run_checkpoints(run_id, phase)))
 
 
 def _bundle_present(cfg) -> bool:
@@ -57,9 +57,10 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
     from nanochat_cli.eval.bpb import evaluate_bpb, token_byte_lengths, validation_batches
     from nanochat_cli.eval.chat_eval import MINI_TASKS, CHATCORE_TASKS, evaluate_chat_model, resolve_suite
     from nanochat_cli.eval.core import _device, evaluate_core
+    from nanochat_cli.eval.record import jsonable
     from nanochat_cli.model.inference import load_for_inference
     from nanochat_cli.track import Tracker
-    from nanochat_cli.train.manifest import Manifest
+    from nanochat_cli.runs import Manifest
 
     paths = Paths.of(cfg)
     run_dir = paths.run_dir(run_id)
@@ -69,10 +70,10 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
     tracker = Tracker(cfg, run_dir, run_id, "eval")
     t_all = time.time()
     try:
-        if not _has_checkpoint(cfg, "base"):
-            raise NanochatError(f"no base checkpoint for depth {cfg.model.depth} to evaluate",
+        if not _has_checkpoint(cfg, run_id, "base"):
+            raise NanochatError(f"run {run_id} has no base checkpoint to evaluate",
                                 "run `nanochat train base` (or let `nanochat speedrun` do it)")
-        base = load_for_inference(cfg, "base", device=device_name)
+        base = load_for_inference(cfg, "base", device=device_name, run=run_id)
         device = next(base.model.parameters()).device
         t0 = time.time()
         recorded = _recorded_val_bpb(run_dir, base.step)
@@ -111,11 +112,11 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
         suite = resolve_suite(cfg)
         names = list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)
         for phase in ("mid", "sft"):
-            if not _has_checkpoint(cfg, phase):
+            if not _has_checkpoint(cfg, run_id, phase):
                 evals[f"{phase}_chat"] = {"skipped": f"no {phase} checkpoint"}
                 progress(f"eval: {phase} skipped (no checkpoint)")
                 continue
-            loaded = load_for_inference(cfg, phase, device=device_name)
+            loaded = load_for_inference(cfg, phase, device=device_name, run=run_id)
             res = evaluate_chat_model(loaded.model, loaded.tokenizer, cfg, names, suite, device, max_problems=cap,
                                       progress=progress)
             evals[f"{phase}_chat"] = {**res, "step": loaded.step}
@@ -128,6 +129,6 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
     evals["seconds"] = time.time() - t_all
     manifest_path = run_dir / "manifest.json"
     manifest = Manifest.load(run_dir) if manifest_path.is_file() else Manifest.create(paths, run_id, cfg, [])
-    manifest.data.setdefault("evals", {}).update(evals)  # keep results recorded by standalone `nanochat eval`
-    manifest.save()
+    # keep results recorded by standalone `nanochat eval`
+    manifest.update(lambda data: data.setdefault("evals", {}).update(jsonable(evals)))
     return evals

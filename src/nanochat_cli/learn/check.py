@@ -8,6 +8,8 @@ reference's loss curve. Each component is checked in isolation: the learner's co
 their own model produced, with every *other* component swapped for the reference's, so one bug is
 reported once, where it is. `stop_first` (learn step) stops at the first TODO or failure;
 without it (status, check) todo components are swapped for the reference and everything is checked.
+All of it runs under `guard.guarded`: an endless loop is stopped at the time limit and an exit call is
+reported, both like any other error in the component that was running.
 Costs ~0.3 s at the tiny config on 2 cores, on top of importing torch.
 """
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from nanochat_cli.learn import fingerprints, harness, loader, probes, source, training_checks
+from nanochat_cli.learn import fingerprints, guard, harness, loader, probes, source, training_checks
 from nanochat_cli.learn.components import BY_NAME, COMPONENTS
 from nanochat_cli.learn.findings import Finding, Report, Stop, compare
 from nanochat_cli.learn.progress import NOT_REACHED
@@ -52,9 +54,11 @@ def swapped(user_mod, ref_mod, comps, model=None):
 
 
 class Session:
-    def __init__(self, gpt_file: Path, stop_first: bool = True):
+    def __init__(self, gpt_file: Path, stop_first: bool = True, time_limit: float | None = guard.DEFAULT_TIME_LIMIT):
         self.file = Path(gpt_file)
         self.stop_first = stop_first
+        self.time_limit = time_limit
+        self.stage = "importing gpt.py"  # what runs now: named when the learner's code stops it
         self.text = self.file.read_text(encoding="utf-8")
         self.todo = {c.name for c in COMPONENTS if source.is_todo(self.text, c)}
         self.findings: list[Finding] = []
@@ -97,7 +101,10 @@ class Session:
             return source.component_at(self.text, loc.line, COMPONENTS) is not None
 
         loc = locate_exception(exc, self.file, prefer=is_component)
+        stopped = isinstance(exc, (guard.Stopped, SystemExit))
         if loc is None:
+            if stopped:
+                return Finding("error", None, f"{stage}: {guard.stopped_message(exc)}")
             return Finding("error", None, f"{stage} failed outside gpt.py: {type(exc).__name__}: {exc}")
         name = source.component_at(self.text, loc.line, COMPONENTS) or next(
             (c.name for c in COMPONENTS if c.target == loc.qualname and not c.is_region), None)
@@ -112,11 +119,15 @@ class Session:
             shown = [n for n in loc.locals if n != "self"]
             fn_params = source.function_params(self.text, loc.qualname) if loc.qualname != "<module>" else []
             shown = [n for n in fn_params if n in loc.locals] or shown
-        if shown or not (comp is not None and comp.debug):
+        if loc.qualname == "<module>":
+            inputs = {}  # a module's locals are its globals: nothing the learner passed in
+        elif shown or not (comp is not None and comp.debug):
             inputs = {n: describe(loc.locals[n]) for n in shown[:8]}
         expected = self.expected_output(comp, loc.locals, model, ref_model) if comp else None
         if isinstance(exc, NotImplementedError):
             kind, message = "todo", (f"{comp.title}: {comp.computes}" if comp else str(exc))
+        elif stopped:
+            kind, message = "error", f"{stage}: {guard.stopped_message(exc)}"
         else:
             kind, message = "error", f"{type(exc).__name__}: {exc}"
         cause = None
@@ -156,9 +167,16 @@ class Session:
         t0 = time.perf_counter()
         harness.setup_torch()
         try:
-            self._run_stages()
+            with guard.guarded(self.time_limit, str(self.file), self.name_line):
+                self._run_stages()
         except Stop:
             pass
+        except (guard.Stopped, SystemExit) as e:  # unwound from wherever the learner's code was
+            try:
+                self.found(self.exception(e, self.stage, getattr(self, "model", None),
+                                          getattr(self, "ref_model", None)))
+            except Stop:
+                pass
         for comp in COMPONENTS:
             if comp.name not in self.results:
                 if comp.name in self.todo:
@@ -168,7 +186,12 @@ class Session:
         ordered = {c.name: self.results[c.name] for c in COMPONENTS}
         return Report(str(self.file.parent), self.findings, ordered, self.curve, time.perf_counter() - t0)
 
+    def name_line(self, line: int) -> str:
+        comp = source.component_at(self.text, line, COMPONENTS)
+        return f"{comp or 'module-level code'} at {self.where(line)}"
+
     def _run_stages(self) -> None:
+        self.stage = "importing gpt.py"
         try:
             self.user = loader.load_module(self.file)
         except Exception as e:  # noqa: BLE001 - any import-time error is the learner's to see
@@ -177,16 +200,23 @@ class Session:
         # In status/check mode the reference stands in for TODOs (a TODO region: its whole function).
         with swapped(self.user, self.ref, self.substitutes()):
             self.ref_model = harness.perturb(harness.reference_model())
+            self.stage = "GPTConfig"
             self.config_check()
+            self.stage = "building GPT(config)"
             model = self.build()
             if model is None:
                 raise Stop
             self.model = model
+            self.stage = "the forward pass"
             self.forward_pass()
+            self.stage = "the loss and its gradients"
             self.loss_and_grads()
+            self.stage = "init_weights"
             training_checks.check_init(self)
+            self.stage = "decoding with the KV cache"
             training_checks.check_kv_cache(self)
         if not self.findings and all(self.results.get(c.name, ("",))[0] == "done" for c in COMPONENTS):
+            self.stage = "the short training run"
             training_checks.compare_loss_curves(self)
 
     def config_check(self) -> None:
@@ -491,5 +521,6 @@ def _module_path(model, obj) -> str | None:
     return None
 
 
-def run_step(gpt_file: Path, stop_first: bool = True) -> Report:
-    return Session(gpt_file, stop_first=stop_first).run()
+def run_step(gpt_file: Path, stop_first: bool = True, time_limit: float | None = guard.DEFAULT_TIME_LIMIT) -> Report:
+    """One step over the learner's file; `time_limit` seconds (None: none) for everything it runs."""
+    return Session(gpt_file, stop_first=stop_first, time_limit=time_limit).run()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from nanochat_cli.learn.guard import DEFAULT_TIME_LIMIT
+
 
 def _signature(path):
     try:
@@ -21,7 +23,7 @@ def _signature(path):
 
 
 def watch(ws, interval: float, on_message: Callable[[str], None], on_report: Callable[[str], None],
-          max_runs: int | None = None) -> int:
+          max_runs: int | None = None, time_limit: float | None = DEFAULT_TIME_LIMIT) -> int:
     """Run a step now and after every change; returns the number of runs when interrupted."""
     from nanochat_cli.learn import check, display, progress
     from nanochat_cli.learn.components import COMPONENTS
@@ -36,7 +38,7 @@ def watch(ws, interval: float, on_message: Callable[[str], None], on_report: Cal
                 last = sig
                 runs += 1
                 try:
-                    report = check.run_step(ws.gpt, stop_first=True)
+                    report = check.run_step(ws.gpt, stop_first=True, time_limit=time_limit)
                 except Exception as e:  # noqa: BLE001 - a broken save must not end the watch
                     on_report(f"[run {runs}] could not run the step: {type(e).__name__}: {e}")
                 else:

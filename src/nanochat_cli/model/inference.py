@@ -1,5 +1,6 @@
-"""Load a trained checkpoint for generation or evaluation: model in eval mode + the tokenizer it was
-trained with (fingerprint checked), from `<home>/checkpoints/<phase>/d<depth>/`.
+"""Load a trained checkpoint for generation or evaluation: model in eval mode + the tokenizer it was trained
+with (fingerprint checked). Which checkpoint: checkpoint_lookup (newest finished of the phase across runs,
+or `--run`/`--step`/`--depth`); a damaged one falls back to the previous valid one, named on stderr.
 
 A missing checkpoint is bad input (exit 2) naming the command that produces it; a tokenizer that differs
 from the one the checkpoint was trained with is refused rather than producing gibberish.
@@ -13,8 +14,6 @@ from typing import Any
 from nanochat_cli.errors import UsageError
 from nanochat_cli.paths import Paths
 
-PRODUCER = {"base": "nanochat train base", "mid": "nanochat train mid", "sft": "nanochat train sft"}
-
 
 @dataclass
 class LoadedModel:
@@ -24,38 +23,42 @@ class LoadedModel:
     step: int
     path: str
     phase: str
+    run: str = ""
+    description: str = ""  # "sft model: run R, step N (finished)" — what commands print about their choice
 
 
-def load_for_inference(cfg, phase: str, step: int | None = None, device: str | None = None) -> LoadedModel:
+def _model_config_problem(meta: dict) -> str | None:
+    """Why meta.json's model_config cannot build our GPT (unknown or missing keys, absurd sizes)."""
+    from dataclasses import fields
+
+    from nanochat_cli.model.gpt import GPTConfig
+
+    mc = meta.get("model_config")
+    if not isinstance(mc, dict) or not mc:
+        return None  # very old checkpoints: the config decides (checked when the weights load)
+    known = {f.name for f in fields(GPTConfig)}
+    unknown = sorted(set(mc) - known)
+    if unknown:
+        return f"meta.json model_config has keys this version does not know: {', '.join(unknown)}"
+    try:
+        GPTConfig(**mc)
+    except (TypeError, ValueError) as e:
+        return f"meta.json model_config is not buildable ({e})"
+    return None
+
+
+def load_for_inference(cfg, phase: str, step: int | None = None, device: str | None = None,
+                       run: str | None = None, depth: int | None = None, quiet: bool = False) -> LoadedModel:
     import torch
 
+    from nanochat_cli.checkpoint_lookup import load_phase_checkpoint
     from nanochat_cli.model.gpt import GPT, GPTConfig
-    from nanochat_cli.train import checkpoint as ck
+    from nanochat_cli.tokenizer import load_recorded_tokenizer
 
-    if phase not in PRODUCER:
-        raise UsageError(f"unknown model source {phase!r}", "use -i base, mid or sft")
-    directory = Paths.of(cfg).checkpoint_dir(phase, cfg.model.depth)
-    if ck.latest_valid_step(directory, quiet=True) is None:
-        raise UsageError(f"no {phase} checkpoint for depth {cfg.model.depth} under {directory}",
-                         f"run `{PRODUCER[phase]}` (or `nanochat speedrun`) first, or pass --depth/--profile "
-                         "of the model you trained")
-    loaded = ck.load_checkpoint(directory, step, device="cpu", load_optimizer=False)
+    found, loaded = load_phase_checkpoint(Paths.of(cfg), phase, run=run, step=step, depth=depth,
+                                          load_optimizer=False, accept=_model_config_problem, quiet=quiet)
     meta = loaded.meta
-    tok_meta = meta.get("tokenizer", {})
-    if tok_meta.get("kind") == "byte":
-        from nanochat_cli.tokenizer.byte_level import ByteTokenizer
-
-        tokenizer = ByteTokenizer()
-    else:
-        from nanochat_cli.tokenizer import load_tokenizer
-
-        tok_cfg = cfg.model_copy(deep=True)
-        tok_cfg.tokenizer.vocab_size = tok_meta.get("vocab_size", cfg.tokenizer.vocab_size)
-        tokenizer = load_tokenizer(tok_cfg)
-        fp = tok_meta.get("fingerprint")
-        if fp and getattr(tokenizer, "fingerprint", None) != fp:
-            raise UsageError(f"the tokenizer in {Paths.of(cfg).tokenizer} is not the one {loaded.path} was trained "
-                             "with", "restore that tokenizer (its sha256 is in the checkpoint's meta.json)")
+    tokenizer = load_recorded_tokenizer(cfg, meta.get("tokenizer") or {"kind": cfg.tokenizer.kind}, str(loaded.path))
     mc = meta.get("model_config") or {}
     gpt_config = GPTConfig(**mc) if mc else GPTConfig.from_config(cfg, tokenizer.vocab_size)
     if device is None:
@@ -67,4 +70,4 @@ def load_for_inference(cfg, phase: str, step: int | None = None, device: str | N
     except RuntimeError as e:
         raise UsageError(f"the weights in {loaded.path} do not fit the model described by its meta.json ({e})".split("\n")[0]) from None
     model.eval()
-    return LoadedModel(model, tokenizer, meta, loaded.step, str(loaded.path), phase)
+    return LoadedModel(model, tokenizer, meta, loaded.step, str(loaded.path), phase, found.run, found.describe(loaded))

@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from nanochat_cli.errors import UsageError
@@ -25,7 +24,6 @@ from nanochat_cli.paths import PHASES, Paths, atomic_write_text, ensure_dir
 
 # Characters sbatch reads literally in a `#SBATCH --opt=value` line: no spaces, quotes, `$`, `;`, `#`.
 SBATCH_SAFE = re.compile(r"[A-Za-z0-9._/+,:@%=-]+")
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 # Keys the job sets itself (or that only matter on the login node); not re-exported as overrides.
 _NOT_EXPORTED = ("home", "profile", "track.run", "dist.nnodes")
 
@@ -76,12 +74,11 @@ def parse_phases(phases: str | None, from_phase: str | None) -> tuple[str, ...]:
     return chosen
 
 
-def default_run_id(cfg, now: datetime | None = None) -> str:
-    """The run this render belongs to: track.run, else `<profile>-<UTC timestamp>`."""
-    if cfg.track.run:
-        return cfg.track.run
-    now = now or datetime.now(timezone.utc)
-    return f"{cfg.profile}-{now.strftime('%Y%m%d-%H%M%S')}"
+def default_run_id(cfg) -> str:
+    """The run this render belongs to: track.run, else a generated `<profile>-<UTC timestamp>-<hex>`."""
+    from nanochat_cli.runs import generate_run_id
+
+    return cfg.track.run or generate_run_id(cfg.profile)
 
 
 def _sbatch_value(key: str, value: str) -> str:
@@ -145,12 +142,10 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
     """Render the job script(s) for `phases` (or for one custom `nanochat COMMAND...`) as text."""
     cfg, s = resolved.config, resolved.config.slurm
     check_world(cfg)
-    if not RUN_ID.fullmatch(run):
-        raise UsageError(f"run name {run!r} is not usable as a directory and job label",
-                         "use letters, digits and ._+- (e.g. --run d20-speedrun)")
-    from nanochat_cli.train.manifest import PLACEHOLDER_NAMES
+    from nanochat_cli.runs import check_run_name, is_placeholder
 
-    if run.lower() in PLACEHOLDER_NAMES:
+    check_run_name(run)  # a directory, a job label and a wandb id: the one naming rule of runs.py
+    if is_placeholder(run):
         # Training swaps placeholder names for generated ids, so the job's logs and the run would part ways.
         raise UsageError(f"run name {run!r} looks like a placeholder", "pass a descriptive --run, e.g. d20-a100x8-v1")
     paths = Paths(Path(os.path.abspath(cfg.home_dir)))

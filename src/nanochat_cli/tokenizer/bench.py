@@ -32,7 +32,7 @@ def bench_tokenizer(rounds: int = 7, loader_seconds: float = 3.0, progress=None)
     from nanochat_cli.data.embedded import ensure_embedded_corpus
     from nanochat_cli.data.shards import first_row_group_text, iter_texts
     from nanochat_cli.paths import Paths
-    from nanochat_cli.tokenizer.bpe import BPETokenizer, ranks_to_file_bytes, train_ranks
+    from nanochat_cli.tokenizer.bpe import BPETokenizer, train_ranks
     from nanochat_cli.tokenizer.compare import reference_encodings
 
     tiny = load_config(profile="cpu-tiny", environ={}).config
@@ -54,9 +54,7 @@ def bench_tokenizer(rounds: int = 7, loader_seconds: float = 3.0, progress=None)
         cpu0, t0 = time.process_time(), time.perf_counter()
         ranks = train_ranks(texts(), t.vocab_size)
         train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
-        import hashlib
-
-        ours = BPETokenizer(ranks, hashlib.sha256(ranks_to_file_bytes(ranks)).hexdigest())
+        ours = BPETokenizer(ranks)
         gpt2 = reference_encodings(Paths(scratch))["gpt2"]
 
         say("encode throughput, ours vs tiktoken gpt2 (alternating rounds)…")

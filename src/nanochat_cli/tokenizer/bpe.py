@@ -13,21 +13,17 @@ lower-casing) and never parses special tokens out of ordinary text.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
+import sys
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from nanochat_cli.errors import PreflightError, UsageError
-from nanochat_cli.paths import atomic_write_bytes, atomic_write_json
 from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
 
 # GPT-4's (cl100k) split pattern with \p{N}{1,3} narrowed to \p{N}{1,2} (nanochat's choice for small vocabs).
 SPLIT_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|"""
                  r"""\s*[\r\n]|\s+(?!\S)|\s+""")
-TOKEN_FILE = "tokenizer.tiktoken"
-META_FILE = "tokenizer.json"
 MIN_VOCAB = 256 + len(SPECIAL_TOKENS)
 
 
@@ -93,41 +89,30 @@ def parse_ranks(data: bytes) -> dict[bytes, int]:
 
 
 class BPETokenizer:
-    """Our trained BPE at run time: a `tiktoken.Encoding` plus the special-token ids and the file's sha256."""
+    """Our trained BPE at run time: a `tiktoken.Encoding` plus the special-token ids and two identities:
+    `fingerprint` (the version, store.fingerprint_of) and `ranks_sha256` (sha256 of the ranks file, which
+    checkpoints of releases before versioning stored as their fingerprint; see `tokenizer_matches`)."""
 
     kind = "bpe"
 
-    def __init__(self, ranks: dict[bytes, int], fingerprint: str, pattern: str = SPLIT_PATTERN,
-                 meta: dict | None = None):
+    def __init__(self, ranks: dict[bytes, int], fingerprint: str | None = None, pattern: str = SPLIT_PATTERN,
+                 meta: dict | None = None, ranks_sha256: str | None = None):
         import tiktoken
 
         n = len(ranks)
         self._special = {name: n + i for i, name in enumerate(SPECIAL_TOKENS)}
         self._enc = tiktoken.Encoding(name="nanochat-bpe", pat_str=pattern, mergeable_ranks=ranks,
                                       special_tokens=self._special)
-        self.fingerprint = fingerprint
-        self.meta = meta or {}
+        if ranks_sha256 is None or fingerprint is None:  # built in memory (tests, bench): derive both
+            from nanochat_cli.tokenizer.store import new_meta
 
-    @classmethod
-    def from_dir(cls, directory: Path) -> "BPETokenizer":
-        token_file, meta_file = directory / TOKEN_FILE, directory / META_FILE
-        fix = "nanochat tokenizer train"
-        if not token_file.is_file() or not meta_file.is_file():
-            raise PreflightError(f"no trained tokenizer in {directory}", fix)
-        try:
-            data = token_file.read_bytes()
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise PreflightError(f"the tokenizer in {directory} cannot be read ({type(e).__name__})", fix) from None
-        digest = hashlib.sha256(data).hexdigest()
-        if meta.get("sha256") != digest:
-            raise PreflightError(f"{token_file} does not match the sha256 in {META_FILE} (damaged or half-written)",
-                                 fix)
-        try:
-            ranks = parse_ranks(data)
-        except ValueError:
-            raise PreflightError(f"{token_file} is not a tiktoken file", fix) from None
-        return cls(ranks, digest, meta.get("pattern", SPLIT_PATTERN), meta)
+            derived = new_meta(ranks_to_file_bytes(ranks), n, pattern, {})
+            ranks_sha256 = ranks_sha256 or derived["ranks_sha256"]
+            fingerprint = fingerprint or derived["fingerprint"]
+        self.fingerprint = fingerprint
+        self.ranks_sha256 = ranks_sha256
+        self.pattern = pattern
+        self.meta = meta or {}
 
     @property
     def vocab_size(self) -> int:
@@ -166,61 +151,76 @@ class BPETokenizer:
         return self._enc.decode_single_token_bytes(token_id)
 
 
-def save_tokenizer(directory: Path, ranks: dict[bytes, int], meta: dict) -> str:
-    """Write the tiktoken file, then the metadata holding its sha256 (the metadata is the commit point: a crash
-    in between leaves a file whose sha256 nothing vouches for, which `from_dir` rejects). Returns the sha256."""
-    data = ranks_to_file_bytes(ranks)
-    digest = hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(directory / TOKEN_FILE, data)
-    atomic_write_json(directory / META_FILE, {**meta, "sha256": digest, "pattern": SPLIT_PATTERN,
-                                             "vocab_size": len(ranks) + len(SPECIAL_TOKENS),
-                                             "special_tokens": {n: len(ranks) + i for i, n in enumerate(SPECIAL_TOKENS)}})
-    return digest
-
-
 def train_tokenizer(cfg, progress=None) -> dict:
     """`nanochat tokenizer train`: BPE on cfg.tokenizer.train_chars of the train shards (doc_cap per document),
-    saved under <home>/tokenizer. Builds the embedded corpus first when data.source is embedded and it is missing."""
+    stored as a new version under <home>/tokenizers/<fingerprint>/ and made the default for new runs; versions
+    stored before are not touched. Holds the store's lock throughout, so a second `tokenizer train` on the same
+    home waits (and, on the same data, makes the same version). Builds the embedded corpus first when
+    data.source is embedded and it is missing."""
     from nanochat_cli.data.download import ensure_writable_dir
     from nanochat_cli.data.shards import iter_texts, list_shards, shard_paths
+    from nanochat_cli.locks import describe_holder, hold
     from nanochat_cli.paths import Paths
+    from nanochat_cli.tokenizer import store
+    from nanochat_cli.tokenizer.legacy import migrate_legacy
 
     t = cfg.tokenizer
-    directory = Paths.of(cfg).tokenizer
-    ensure_writable_dir(directory)  # fail in milliseconds, not after training
+    paths = Paths.of(cfg)
+    say = progress or (lambda message: None)
+    ensure_writable_dir(paths.tokenizers)  # fail in milliseconds, not after training
     if t.vocab_size < MIN_VOCAB:  # the config validates this too; kept for callers that build values by hand
         raise UsageError(f"tokenizer.vocab_size {t.vocab_size} is smaller than {MIN_VOCAB}",
                          f"set tokenizer.vocab_size to at least {MIN_VOCAB}")
-    if cfg.data.source == "embedded":  # build it on first use; afterwards verify (~40 ms) and repair
-        from nanochat_cli.data.embedded import ensure_embedded_corpus
+    migrate_legacy(paths)  # an old home's tokenizer becomes a version before a new one can become the default
 
-        if progress and not shard_paths(cfg):
-            progress("building the embedded corpus (first run only)…")
-        ensure_embedded_corpus(cfg)
-    train_files, val_file = list_shards(cfg)
-    files = train_files or [val_file]  # one shard only: train on it (nothing else exists)
-    stats = {"chars": 0, "docs": 0}
+    def waiting(held) -> None:  # said even without a progress callback: a silent wait looks like a hang
+        line = f"waiting for the tokenizer lock held by {describe_holder(held.pid, held.host)}…"
+        if progress:
+            progress(line)
+        else:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
-    def texts():
-        for text in iter_texts(files, t.train_chars, t.doc_cap):
-            stats["chars"] += len(text)
-            stats["docs"] += 1
-            yield text
+    with hold(paths.tokenizer_lock, wait=True, what="the tokenizer store", on_wait=waiting):
+        if cfg.data.source == "embedded":  # build it on first use; afterwards verify (~40 ms) and repair
+            from nanochat_cli.data.embedded import ensure_embedded_corpus
 
-    if progress:
-        progress(f"training a {t.vocab_size:,}-token BPE on up to {t.train_chars:,} chars of {len(files)} shard(s)…")
-    t0 = time.perf_counter()
-    ranks = train_ranks(texts(), t.vocab_size)
-    seconds = time.perf_counter() - t0
-    if stats["chars"] == 0:
-        raise UsageError(f"the training shards ({', '.join(p.name for p in files)}) contain no text",
-                         "delete them and run `nanochat data fetch base` again")
-    wanted = t.vocab_size - len(SPECIAL_TOKENS)
-    if len(ranks) < wanted:
-        raise UsageError(f"{stats['chars']:,} chars of text allow only {len(ranks) + len(SPECIAL_TOKENS):,} tokens, "
-                         f"fewer than tokenizer.vocab_size {t.vocab_size:,}",
-                         "lower tokenizer.vocab_size or raise tokenizer.train_chars")
-    meta = {"train_chars": stats["chars"], "train_docs": stats["docs"], "seconds": round(seconds, 3),
-            "doc_cap": t.doc_cap, "shards": [p.name for p in files], "source": cfg.data.source}
-    digest = save_tokenizer(directory, ranks, meta)
-    return {**meta, "vocab_size": len(ranks) + len(SPECIAL_TOKENS), "sha256": digest, "dir": str(directory)}
+            if not shard_paths(cfg):
+                say("building the embedded corpus (first run only)…")
+            ensure_embedded_corpus(cfg)
+        train_files, val_file = list_shards(cfg)
+        files = train_files or [val_file]  # one shard only: train on it (nothing else exists)
+        stats = {"chars": 0, "docs": 0}
+
+        def texts():
+            for text in iter_texts(files, t.train_chars, t.doc_cap):
+                stats["chars"] += len(text)
+                stats["docs"] += 1
+                yield text
+
+        say(f"training a {t.vocab_size:,}-token BPE on up to {t.train_chars:,} chars of {len(files)} shard(s)…")
+        t0 = time.perf_counter()
+        ranks = train_ranks(texts(), t.vocab_size)
+        seconds = time.perf_counter() - t0
+        if stats["chars"] == 0:
+            raise UsageError(f"the training shards ({', '.join(p.name for p in files)}) contain no text",
+                             "delete them and run `nanochat data fetch base` again")
+        wanted = t.vocab_size - len(SPECIAL_TOKENS)
+        if len(ranks) < wanted:
+            raise UsageError(f"{stats['chars']:,} chars of text allow only {len(ranks) + len(SPECIAL_TOKENS):,} "
+                             f"tokens, fewer than tokenizer.vocab_size {t.vocab_size:,}",
+                             "lower tokenizer.vocab_size or raise tokenizer.train_chars")
+        info = {"train_chars": stats["chars"], "train_docs": stats["docs"], "seconds": round(seconds, 3),
+                "doc_cap": t.doc_cap, "shards": [p.name for p in files], "source": cfg.data.source}
+        data = ranks_to_file_bytes(ranks)
+        meta = store.new_meta(data, len(ranks), SPLIT_PATTERN, info)
+        try:
+            previous = store.read_default(paths)
+        except PreflightError:
+            previous = None  # a damaged default file is replaced by this version
+        directory, new = store.install_version(paths, meta, {store.TOKEN_FILE: data})
+        store.set_default(paths, meta["fingerprint"])
+        others = [d.name for d in store.version_dirs(paths) if d.name != meta["fingerprint"]]
+    return {**info, "vocab_size": meta["vocab_size"], "fingerprint": meta["fingerprint"],
+            "ranks_sha256": meta["ranks_sha256"], "dir": str(directory), "new": new,
+            "previous_default": previous, "other_versions": len(others), "tokenizers": str(paths.tokenizers)}

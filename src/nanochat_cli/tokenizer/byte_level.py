@@ -10,6 +10,8 @@ from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
 
 
 class ByteTokenizer:
+    fingerprint = None  # nothing on disk to identify; checkpoints record None (see tokenizer_matches)
+
     def __init__(self) -> None:
         self._special = {name: 256 + i for i, name in enumerate(SPECIAL_TOKENS)}
         self._special_by_id = {v: k for k, v in self._special.items()}

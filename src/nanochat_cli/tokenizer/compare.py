@@ -23,6 +23,16 @@ CL100K_SPECIAL = {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_midd
                   "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}
 
 
+def load_default_any_vocab(cfg):
+    """The default version (migrating a pre-versions home first), without load_tokenizer's vocab-size check."""
+    from nanochat_cli.tokenizer import store
+    from nanochat_cli.tokenizer.legacy import migrate_legacy
+
+    paths = Paths.of(cfg)
+    migrate_legacy(paths)
+    return store.load_version(store.default_dir(paths))
+
+
 def reference_encodings(paths: Paths) -> dict:
     """{"gpt2": Encoding, "cl100k": Encoding} from the seeded files (seeding them first if needed)."""
     import tiktoken
@@ -69,12 +79,12 @@ def eval_texts(cfg) -> tuple[dict[str, str], list[str]]:
     return texts, notes
 
 
-def compare_tokenizers(cfg) -> dict:
-    """Per text: UTF-8 bytes, and tokens + bytes/token for ours, gpt2 and cl100k. Raises NanochatError if any
-    tokenizer fails to round-trip a text (decode(encode(x)) != x)."""
-    from nanochat_cli.tokenizer.bpe import BPETokenizer
-
-    ours = BPETokenizer.from_dir(Paths.of(cfg).tokenizer)  # whatever vocab it has: eval compares, it does not train
+def compare_tokenizers(cfg, ours=None) -> dict:
+    """Per text: UTF-8 bytes, and tokens + bytes/token for ours (`ours`, else the default version whatever its
+    vocab size: eval compares, it does not train), gpt2 and cl100k. Raises NanochatError if any tokenizer fails
+    to round-trip a text (decode(encode(x)) != x)."""
+    if ours is None:
+        ours = load_default_any_vocab(cfg)
     encoders = {"ours": ours.encode}
     refs = reference_encodings(Paths.of(cfg))
     encoders.update({name: enc.encode_ordinary for name, enc in refs.items()})

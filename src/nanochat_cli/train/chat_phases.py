@@ -59,11 +59,11 @@ def _val_factory(task, make_loader, steps: int):
 
 
 @register("mid")
-def mid_data(cfg, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:
+def mid_data(cfg, tokenizer, rank: int = 0, world_size: int = 1, init_problem: str | None = None) -> PhaseData:
     from nanochat_cli.train.chat_loader import PackedChatLoader, estimate_tokens_per_conversation
     from nanochat_cli.train.preflight import preflight_phase
 
-    _, train, val = preflight_phase(cfg, "mid", tokenizer)
+    train, val = preflight_phase(cfg, "mid", init_problem)
     B, T = cfg.train.device_batch_size, cfg.model.seq_len
     num_iterations = cfg.mid.num_iterations
     if num_iterations < 0:
@@ -80,11 +80,11 @@ def mid_data(cfg, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:
 
 
 @register("sft")
-def sft_data(cfg, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:
+def sft_data(cfg, tokenizer, rank: int = 0, world_size: int = 1, init_problem: str | None = None) -> PhaseData:
     from nanochat_cli.train.chat_loader import PaddedChatLoader
     from nanochat_cli.train.preflight import preflight_phase
 
-    _, train, val = preflight_phase(cfg, "sft", tokenizer)
+    train, val = preflight_phase(cfg, "sft", init_problem)
     B, T = cfg.train.device_batch_size, cfg.model.seq_len
     num_iterations = cfg.sft.num_iterations
     if num_iterations < 0:

@@ -84,7 +84,9 @@ def any_rank(flag: bool) -> bool:
 
 
 def broadcast_object(obj):
-    """Rank 0's `obj` on every rank."""
+    """Rank 0's `obj` on every rank (one process: `obj`, without importing torch)."""
+    if not dist_info().is_distributed:
+        return obj
     import torch.distributed as tdist
 
     if not (tdist.is_available() and tdist.is_initialized()):

@@ -6,26 +6,29 @@ optimizers, maybe a checkpoint to resume), then `while True:` with `last_step` d
 eval, sampling and the checkpoint run once more at the end, then one optimizer step of `grad_accum`
 micro-batches, then logging. Everything a step depends on (weights, optimizer, RNG, data position,
 step) is in the checkpoint and the schedule is a pure function of the step, so a resume repeats the
-uninterrupted run bit for bit on CPU. SIGTERM/SIGUSR2 only set a flag; the loop saves at the next step
-boundary and returns `interrupted` (the CLI exits EXIT_PREEMPTED = 75 so Slurm scripts can requeue).
+uninterrupted run bit for bit on CPU. SIGTERM/SIGUSR2 and Ctrl-C (SIGINT) only set a flag; the loop saves
+at the next step boundary and returns `interrupted` (the CLI exits 130 after Ctrl-C, EXIT_PREEMPTED = 75
+after SIGTERM/SIGUSR2 so Slurm scripts can requeue). A second Ctrl-C aborts at once; checkpoints are
+written to a temp dir and renamed, so even that never leaves a torn one. Rank 0 holds the run's lock
+(runs.writing_run) for the whole phase: a second writer of the same run stops with one line.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nanochat_cli.errors import NanochatError, UsageError
+from nanochat_cli import checkpoint as ck
+from nanochat_cli.errors import NanochatError, PreflightError, UsageError
 from nanochat_cli.paths import Paths
-from nanochat_cli.train import checkpoint as ck
+from nanochat_cli.runs import DONE, FAILED, INTERRUPTED, RUNNING, Manifest, writing_run
+from nanochat_cli.signals import StopFlag, exit_code_for
 from nanochat_cli.train import dist
-from nanochat_cli.train.manifest import DONE, FAILED, INTERRUPTED, RUNNING, Manifest, resolve_run_id
 from nanochat_cli.train.phases import PhaseData, build_phase_data, load_phase_tokenizer
 from nanochat_cli.train.progress import Progress, peak_flops
 from nanochat_cli.train.schedule import apply_schedule
@@ -43,36 +46,12 @@ class PhaseResult:
     run_id: str
     run_dir: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    signal: str | None = None  # what stopped an interrupted phase: "SIGINT", "SIGTERM", "SIGUSR2"
 
-
-class _StopFlag:
-    """SIGTERM/SIGUSR2 → stop at the next step boundary (handlers only set a flag: saving inside a signal
-    handler could interleave with a half-done optimizer step)."""
-
-    SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR2", None)) if s)
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading_is_main():
-            for s in self.SIGNALS:
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
-def threading_is_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+    @property
+    def exit_code(self) -> int:
+        """0 done; 130 after Ctrl-C (the shell's convention); EXIT_PREEMPTED after SIGTERM/SIGUSR2."""
+        return 0 if self.status == DONE else exit_code_for(self.signal)
 
 
 def _say(text: str, rank0: bool) -> None:
@@ -145,12 +124,88 @@ def model_seq_len(model) -> int:
     return getattr(getattr(raw, "config", None), "seq_len", 10**9)
 
 
-def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = None, tokenizer=None,
-              data: PhaseData | None = None, manifest: Manifest | None = None) -> PhaseResult:
-    """Train `phase` ("base", "mid", "sft") with `cfg`; with `resume`, continue from its newest valid
-    checkpoint exactly. `tokenizer`/`data` override what the phase would load (tests, learn mode)."""
+def _device(cfg, info):
+    """The torch device of this rank, with the process group joined (a no-op for one process)."""
     import torch
 
+    from nanochat_cli.model.precision import resolve_device
+
+    device = resolve_device(cfg)
+    device = torch.device(device) if not isinstance(device, torch.device) else device
+    dist.init(cfg.dist.backend, device.type)
+    return torch.device("cuda", info.local_rank) if device.type == "cuda" else device
+
+
+def _claim_run(stack: ExitStack, paths: Paths, phase: str, requested: str | None, run_id: str | None,
+               resume: bool, rank0: bool):
+    """Rank 0 picks the run (train/which_run.py), takes its writer lock for the rest of the phase (held by
+    `stack`) and checks the phase may start there; every rank learns the choice, or the same error."""
+    from nanochat_cli.data.download import ensure_writable_dir
+    from nanochat_cli.train.which_run import check_phase_free, pick_run
+
+    outcome = None
+    if rank0:
+        try:
+            ensure_writable_dir(paths.runs)  # a read-only home: one line now, not a crash at the first save
+            choice = pick_run(paths, phase, requested, run_id, resume)
+            stack.enter_context(writing_run(paths, choice.run_id, f"train {phase}"))
+            if not resume:
+                check_phase_free(paths, choice.run_id, phase)
+            outcome = choice
+        except NanochatError as e:
+            outcome = ("error", type(e).__name__, e.message, e.fix, e.exit_code)
+    outcome = dist.broadcast_object(outcome)
+    if isinstance(outcome, tuple):
+        _, kind, message, fix, code = outcome
+        raise {"PreflightError": PreflightError, "UsageError": UsageError}.get(kind, NanochatError)(message, fix, code)
+    return outcome
+
+
+def _resumable(meta: dict) -> str | None:
+    """An exact resume needs every rank's data position and RNG state (check_meta validated their shape)."""
+    missing = [k for k in ("loader", "rng") if k not in meta]
+    return f"meta.json lacks {' and '.join(missing)} (cannot resume exactly)" if missing else None
+
+
+def _starting_point(paths: Paths, phase: str, run_id: str, resume: bool, init_run: str | None, rank: int,
+                    world_size: int, rank0: bool):
+    """(checkpoint to resume, checkpoint whose weights initialise the model, init note). Both None = random."""
+    from nanochat_cli.checkpoint_lookup import load_phase_checkpoint
+    from nanochat_cli.train.phases import INIT_FROM
+
+    ckpt_dir = paths.run_checkpoints(run_id, phase)
+    if resume:
+        # One hashing pass: finds the newest checkpoint that verifies and loads, skipping (and naming) damaged ones.
+        if not ck.list_steps(ckpt_dir):
+            raise UsageError(f"nothing to resume: run {run_id!r} has no {phase} checkpoint",
+                             f"start it with `nanochat train {phase} --run {run_id}`")
+        loaded = ck.load_checkpoint(ckpt_dir, None, rank=rank, device="cpu", quiet=not rank0, accept=_resumable)
+        if loaded.meta["world_size"] != world_size:
+            raise UsageError(f"the {phase} checkpoint was saved by {loaded.meta['world_size']} processes, "
+                             f"this run has {world_size}", f"resume with --nproc {loaded.meta['world_size']}")
+        return loaded, None, f"resumed from {loaded.path}"
+    if init_run is None:
+        return None, None, "random init"
+    pre = INIT_FROM[phase]
+    try:
+        found, loaded = load_phase_checkpoint(paths, pre, run=init_run, load_optimizer=False, quiet=not rank0)
+    except UsageError as e:  # a prerequisite that is there but damaged: preflight, like one that is missing
+        raise PreflightError(f"{phase} starts from run {init_run}'s {pre} model, and it is not usable: {e.message}",
+                             f"train it again: `nanochat train {pre}`") from None
+    return None, loaded, f"initialised from run {found.run} {pre} step {loaded.step} ({loaded.path})"
+
+
+def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = None, tokenizer=None,
+              data: PhaseData | None = None, manifest: Manifest | None = None) -> PhaseResult:
+    """Train `phase` ("base", "mid", "sft") with `cfg` in a run (train/which_run.py picks it when `run_id` is
+    None); with `resume`, continue that run's phase from its newest valid checkpoint exactly.
+    `tokenizer`/`data` override what the phase would load (tests, learn mode)."""
+    with ExitStack() as stack:
+        return _run_phase(stack, cfg, phase, resume, run_id, tokenizer, data, manifest)
+
+
+def _run_phase(stack: ExitStack, cfg, phase: str, resume: bool, run_id: str | None, tokenizer,
+               data: PhaseData | None, manifest: Manifest | None) -> PhaseResult:
     from nanochat_cli.track import Tracker
     from nanochat_cli.train.chat_phases import phase_view
 
@@ -168,50 +223,42 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
                          f"× seq_len × world = {B} × {T} × {info.world_size} = {per_micro}",
                          f"set train.total_batch_size to a multiple of {per_micro}")
     grad_accum = cfg.train.total_batch_size // per_micro
-    # Preflight first (tokenizer, data), cheap; the model package is imported only after it passes.
-    tokenizer = tokenizer if tokenizer is not None else load_phase_tokenizer(cfg)
+    rank0 = info.is_rank0
+    # From here on Ctrl-C/SIGTERM/SIGUSR2 stop at a step boundary (before the first step: nothing to save).
+    stop = stack.enter_context(StopFlag(say=lambda text: _say(text, rank0)))
+    paths = Paths.of(cfg)
+    device = None
+    if info.is_distributed:  # the ranks must share the run choice: join the group first
+        device = _device(cfg, info)
+    # ----- which run (locked), and what it starts from (decided before building anything expensive; in
+    # one process before torch is even imported, so a second writer is told in about a second)
+    choice = _claim_run(stack, paths, phase, cfg.track.run, run_id, resume, rank0)
+    import torch
+
+    device = device or _device(cfg, info)
+    run_id = choice.run_id
+    ckpt_dir = paths.run_checkpoints(run_id, phase)
+    resume_ckpt, init_ckpt, init_note = _starting_point(paths, phase, run_id, resume, choice.init_run, info.rank,
+                                                        info.world_size, rank0)
+    start_from = resume_ckpt or init_ckpt
+
+    # ----- tokenizer (the one the starting checkpoint was trained with), data: preflight before any model
+    if tokenizer is None:
+        tokenizer = load_phase_tokenizer(cfg, (start_from.meta.get("tokenizer") if start_from else None),
+                                         where=str(start_from.path) if start_from else None)
+    data = data if data is not None else build_phase_data(cfg, phase, tokenizer, info.rank, info.world_size,
+                                                          init_problem=choice.init_problem)
     from nanochat_cli.model.gpt import GPT, GPTConfig, prepare_for_training
     from nanochat_cli.model.optim import build_optimizers
-    from nanochat_cli.model.precision import resolve_device, resolve_dtype
 
     if cfg.model.file is not None:  # learn mode: the learner's own GPT, checked to be a drop-in
         from nanochat_cli.learn.loader import load_user_model_class
 
         GPT = load_user_model_class(cfg.model.file)
-    device = resolve_device(cfg)
-    device = torch.device(device) if not isinstance(device, torch.device) else device
-    dist.init(cfg.dist.backend, device.type)
-    if device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
-    rank0 = info.is_rank0
+    from nanochat_cli.model.precision import resolve_dtype
+
     torch.set_num_threads(_threads(cfg, info.local_world_size))
     dtype, dtype_reason = resolve_dtype(cfg, device)
-    paths = Paths.of(cfg)
-    ckpt_dir = paths.checkpoint_dir(phase, cfg.model.depth)
-
-    # ----- what we resume from (decided before building anything expensive)
-    resume_ckpt = None
-    if resume:
-        # One hashing pass: finds the newest checkpoint that verifies, skipping (and naming) damaged ones.
-        if not ck.list_steps(ckpt_dir):
-            raise UsageError(f"nothing to resume: no complete {phase} checkpoint in {ckpt_dir}",
-                             f"start it with `nanochat train {phase}`")
-        resume_ckpt = ck.load_checkpoint(ckpt_dir, None, rank=info.rank, device="cpu", quiet=not rank0)
-        if resume_ckpt.meta.get("world_size", 1) != info.world_size:
-            raise UsageError(f"the {phase} checkpoint was saved by {resume_ckpt.meta.get('world_size')} processes, "
-                             f"this run has {info.world_size}",
-                             f"resume with --nproc {resume_ckpt.meta.get('world_size')}")
-        run_id = run_id or resume_ckpt.meta.get("run_id")
-    if run_id is None:
-        run_id = dist.broadcast_object(resolve_run_id(cfg.track.run) if rank0 else None)
-
-    # ----- tokenizer check, data (preflight: fails before any model is built)
-    if resume_ckpt is not None:
-        fp = resume_ckpt.meta.get("tokenizer", {}).get("fingerprint")
-        if fp and fp != getattr(tokenizer, "fingerprint", None):
-            raise UsageError(f"the tokenizer changed since the {phase} checkpoint was saved",
-                             "restore the tokenizer the run was trained with (its sha256 is in meta.json)")
-    data = data if data is not None else build_phase_data(cfg, phase, tokenizer, info.rank, info.world_size)
 
     # ----- model and optimizers
     torch.manual_seed(cfg.train.seed)
@@ -224,17 +271,11 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
         with torch.device(device):
             raw_model = GPT(gpt_config)
         raw_model.init_weights()
-    init_note = "random init"
-    if resume_ckpt is not None:
-        _load_weights(raw_model, resume_ckpt.model_state, resume_ckpt.path)
-        init_note = f"resumed from {resume_ckpt.path}"
-    elif data.init_from is not None:
-        src_dir = paths.checkpoint_dir(data.init_from, cfg.model.depth)
-        src = ck.load_checkpoint(src_dir, None, device="cpu", load_optimizer=False)
-        if src.meta.get("phase") not in (None, data.init_from):
-            raise NanochatError(f"{src.path} is not a {data.init_from} checkpoint")
-        _load_weights(raw_model, src.model_state, src.path)
-        init_note = f"initialised from {src.path}"
+    if start_from is not None:
+        _load_weights(raw_model, start_from.model_state, start_from.path)
+    init_meta = {"run": init_ckpt.meta.get("run_id"), "phase": init_ckpt.meta.get("phase"), "step": init_ckpt.step,
+                 "path": str(init_ckpt.path)} if init_ckpt is not None else None
+    init_ckpt = start_from = None  # free the loaded tensors
     # A learner's model trains as written: prepare_for_training would swap in the reference's fused
     # forward, loss head and attention kernel, and their code would never run.
     model = raw_model if cfg.model.file is not None else prepare_for_training(raw_model, cfg, device, dtype)
@@ -254,23 +295,24 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
         elapsed = float(resume_ckpt.meta.get("train_seconds", 0.0))
         metrics = dict(resume_ckpt.meta.get("metrics", {}))
         data.train.load_state_dict(resume_ckpt.meta["loader"][info.rank])
-        rng = resume_ckpt.meta.get("rng") or []
-        if len(rng) > info.rank:
-            ck.set_rng_state(rng[info.rank])
+        ck.set_rng_state(resume_ckpt.meta["rng"][info.rank])
         if resume_ckpt.meta.get("num_iterations") not in (None, num_iterations):
             _say(f"warning: num_iterations changed from {resume_ckpt.meta['num_iterations']} to {num_iterations} "
                  "(the LR schedule follows the new value)", rank0)
-    elif rank0 and ck.list_steps(ckpt_dir):
-        # A fresh run must not mix its checkpoints with an older run's: move those aside, never delete.
-        aside = ckpt_dir.with_name(f"{ckpt_dir.name}.before-{run_id}")
-        os.rename(ckpt_dir, aside)
-        _say(f"note: existing {phase} checkpoints moved to {aside} (use `nanochat resume` to continue a run)", rank0)
     resume_ckpt = None  # free the loaded tensors
 
     # ----- run bookkeeping (rank 0 writes)
     if rank0:
         manifest = manifest or Manifest.create(paths, run_id, run_cfg, [phase])
-        manifest.update_phase(phase, status=RUNNING, num_iterations=num_iterations, checkpoint_dir=str(ckpt_dir))
+        if not resume:
+            from nanochat_cli.config import config_to_toml_dict, dump_toml
+            from nanochat_cli.paths import atomic_write_text
+
+            # The config this phase started with: `resume` of this phase reads it (the run's config.toml is
+            # the first phase's, and a later phase may have been started with other flags).
+            atomic_write_text(paths.run_dir(run_id) / f"config-{phase}.toml", dump_toml(config_to_toml_dict(run_cfg)))
+        manifest.update_phase(phase, status=RUNNING, num_iterations=num_iterations, checkpoint_dir=str(ckpt_dir),
+                              **({"init_from": init_meta} if init_meta else {}))
     tracker = Tracker(cfg, paths.run_dir(run_id), run_id, phase, enabled=rank0,
                       resume_step=start_step if start_step else None)
     progress = Progress(phase, num_iterations, start_step, enabled=rank0)
@@ -307,87 +349,91 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
     last_saved = start_step if start_step else None
     status, step = DONE, start_step
     try:
-        with _StopFlag() as stop:
-            while True:
-                last_step = step == num_iterations
-                fresh_here = step != start_step or start_step == 0  # a resume already did these at start_step
-                stopping = dist.any_rank(stop.signum is not None)
+        while True:
+            last_step = step == num_iterations
+            fresh_here = step != start_step or start_step == 0  # a resume already did these at start_step
+            stopping = dist.any_rank(stop.signum is not None)
 
-                # --- periodic validation bpb (also once at the end)
-                if data.val is not None and fresh_here and (
-                        last_step or (cfg.train.eval_every > 0 and step % cfg.train.eval_every == 0)):
-                    def _eval():
-                        from nanochat_cli.eval.bpb import evaluate_bpb, token_byte_lengths
+            # --- periodic validation bpb (also once at the end)
+            if data.val is not None and fresh_here and (
+                    last_step or (cfg.train.eval_every > 0 and step % cfg.train.eval_every == 0)):
+                def _eval():
+                    from nanochat_cli.eval.bpb import evaluate_bpb, token_byte_lengths
 
-                        nonlocal token_bytes
-                        token_bytes = token_bytes if token_bytes is not None else token_byte_lengths(tokenizer)
-                        return evaluate_bpb(model, data.val(), token_bytes, device, autocast)
+                    nonlocal token_bytes
+                    token_bytes = token_bytes if token_bytes is not None else token_byte_lengths(tokenizer)
+                    return evaluate_bpb(model, data.val(), token_bytes, device, autocast)
 
-                    bpb = guarded("eval", step, _eval)
-                    if bpb is not None:
-                        metrics["val_bpb"] = bpb
-                        tracker.log({"step": step, "val_bpb": bpb})
-                        progress.message(f"step {step}: val bpb {bpb:.4f}")
+                bpb = guarded("eval", step, _eval)
+                if bpb is not None:
+                    metrics["val_bpb"] = bpb
+                    tracker.log({"step": step, "val_bpb": bpb})
+                    progress.message(f"step {step}: val bpb {bpb:.4f}")
 
-                # --- periodic samples (rank 0; also at the end)
-                if rank0 and fresh_here and cfg.train.sample_every > 0 and (
-                        last_step or step % cfg.train.sample_every == 0):
-                    samples = guarded("sample", step, lambda: _sample(model, tokenizer, device))
-                    if samples:
-                        tracker.log({"step": step, "samples": samples})
-                        for s in samples:
-                            progress.message(f"sample: {s!r}")
+            # --- periodic samples (rank 0; also at the end)
+            if rank0 and fresh_here and cfg.train.sample_every > 0 and (
+                    last_step or step % cfg.train.sample_every == 0):
+                samples = guarded("sample", step, lambda: _sample(model, tokenizer, device))
+                if samples:
+                    tracker.log({"step": step, "samples": samples})
+                    for s in samples:
+                        progress.message(f"sample: {s!r}")
 
-                # --- checkpoint: periodic, at the end, and when asked to stop
-                due = cfg.train.save_every > 0 and step % cfg.train.save_every == 0 and step > 0
-                if (last_step or due or stopping) and last_saved != step:
-                    save(step)
-                    last_saved = step
-                if last_step:
-                    break
-                if stopping:
-                    status = INTERRUPTED
-                    name = signal.Signals(stop.signum).name if stop.signum else "a signal on another rank"
-                    progress.message(f"{phase}: stopped by {name} at step {step}; checkpoint saved — "
-                                     "`nanochat resume` continues exactly here")
-                    break
+            # --- checkpoint: periodic, at the end, and when asked to stop (not before a fresh phase's
+            # first step: a random init is nothing to resume)
+            due = cfg.train.save_every > 0 and step % cfg.train.save_every == 0 and step > 0
+            if (last_step or due or (stopping and step > 0)) and last_saved != step:
+                save(step)
+                last_saved = step
+            if last_step:
+                break
+            if stopping:
+                status = INTERRUPTED
+                by = {"SIGINT": "Ctrl-C", None: "a signal on another rank"}.get(stop.name, stop.name)
+                where = (f"checkpoint {ckpt_dir / ck.step_dir_name(step)}" if last_saved == step
+                         else "no checkpoint (no step was trained yet)")
+                progress.message(f"{phase}: stopped by {by} at step {step}; {where} — "
+                                 f"`nanochat resume --run {run_id}` continues exactly here")
+                break
 
-                # --- one optimizer step: grad_accum micro-batches, then the schedule, then the update
-                t_step = time.time()  # eval/save time above is not step time
-                loss_sum = None
-                for _ in range(grad_accum):
-                    x, y = next(data.train)
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    with autocast:
-                        loss = model(x, y)
-                    (loss / grad_accum).backward()
-                    loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
-                lrm = apply_schedule(optimizers, step, num_iterations, cfg.train)
-                for opt in optimizers:
-                    opt.step()
-                raw_model.zero_grad(set_to_none=True)
-                loss_avg = loss_sum / grad_accum
-                if info.is_distributed:  # log the global batch's loss, not rank 0's share of it
-                    torch.distributed.all_reduce(loss_avg)
-                    loss_avg = loss_avg / info.world_size
-                train_loss = loss_avg.item()  # CPU–GPU sync, once per step
-                step += 1
+            # --- one optimizer step: grad_accum micro-batches, then the schedule, then the update
+            t_step = time.time()  # eval/save time above is not step time
+            loss_sum = None
+            for _ in range(grad_accum):
+                x, y = next(data.train)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with autocast:
+                    loss = model(x, y)
+                (loss / grad_accum).backward()
+                loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+            lrm = apply_schedule(optimizers, step, num_iterations, cfg.train)
+            for opt in optimizers:
+                opt.step()
+            raw_model.zero_grad(set_to_none=True)
+            loss_avg = loss_sum / grad_accum
+            if info.is_distributed:  # log the global batch's loss, not rank 0's share of it
+                torch.distributed.all_reduce(loss_avg)
+                loss_avg = loss_avg / info.world_size
+            train_loss = loss_avg.item()  # CPU–GPU sync, once per step
+            step += 1
 
-                # --- logging
-                now = time.time()
-                dt, t_step = now - t_step, now
-                elapsed += dt
-                tok_s = cfg.train.total_batch_size / dt if dt > 0 else 0.0
-                mfu = 100 * flops_per_token * tok_s / (peak * info.world_size) if peak else None
-                metrics["loss"] = train_loss
-                rec = {"step": step, "loss": train_loss, "lrm": lrm, "dt_ms": 1000 * dt, "tok_per_s": tok_s}
-                if mfu is not None:
-                    rec["mfu"] = mfu
-                tracker.log(rec)
-                progress.update(step, train_loss, tok_s, mfu)
-    except BaseException:
+            # --- logging
+            now = time.time()
+            dt, t_step = now - t_step, now
+            elapsed += dt
+            tok_s = cfg.train.total_batch_size / dt if dt > 0 else 0.0
+            mfu = 100 * flops_per_token * tok_s / (peak * info.world_size) if peak else None
+            metrics["loss"] = train_loss
+            rec = {"step": step, "loss": train_loss, "lrm": lrm, "dt_ms": 1000 * dt, "tok_per_s": tok_s}
+            if mfu is not None:
+                rec["mfu"] = mfu
+            tracker.log(rec)
+            progress.update(step, train_loss, tok_s, mfu)
+    except BaseException as e:
         if rank0 and manifest is not None:
-            manifest.update_phase(phase, status=FAILED, step=step)
+            # A second Ctrl-C aborts mid-step: the last saved checkpoint is intact and resumable.
+            manifest.update_phase(phase, status=INTERRUPTED if isinstance(e, KeyboardInterrupt) else FAILED,
+                                  step=last_saved if last_saved is not None else start_step)
         raise
     finally:
         progress.close()
@@ -396,12 +442,12 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
         if callable(close):
             close()
 
-    ckpt_path = str(ckpt_dir / ck.step_dir_name(step))
+    ckpt_path = str(ckpt_dir / ck.step_dir_name(step)) if last_saved == step else None
     if rank0:
         manifest.update_phase(phase, status=status, step=step, checkpoint=ckpt_path, metrics=dict(metrics),
                               train_seconds=round(elapsed, 3))
     return PhaseResult(phase=phase, status=status, step=step, num_iterations=num_iterations, checkpoint=ckpt_path,
-                       run_id=run_id, run_dir=str(paths.run_dir(run_id)), metrics=dict(metrics))
+                       run_id=run_id, run_dir=str(paths.run_dir(run_id)), metrics=dict(metrics), signal=stop.name)
 
 
 def _load_weights(model, state: dict, where: Path) -> None:

@@ -16,6 +16,7 @@ from nanochat_cli.errors import PreflightError, UsageError
 
 # phase -> phase whose checkpoint initialises its weights (None = random init)
 INIT_FROM = {"base": None, "mid": "base", "sft": "mid"}
+INIT_NEEDED = tuple(p for p, pre in INIT_FROM.items() if pre is not None)
 
 
 @dataclass
@@ -46,21 +47,27 @@ def register(phase: str):
     return deco
 
 
-def load_phase_tokenizer(cfg):
-    """The tokenizer training uses (tokenizer.load_tokenizer: the trained BPE, PreflightError naming
+def load_phase_tokenizer(cfg, recorded: dict | None = None, where: str | None = None):
+    """The tokenizer a phase trains with: the one its starting checkpoint (resume or init) was trained with
+    (`recorded`: that meta.json's "tokenizer"), else the default trained BPE (PreflightError naming
     `nanochat tokenizer train` when missing; the 256-byte one when `tokenizer.kind = "byte"`)."""
-    from nanochat_cli.tokenizer import load_tokenizer
+    from nanochat_cli.tokenizer import load_recorded_tokenizer
 
-    return load_tokenizer(cfg)
+    return load_recorded_tokenizer(cfg, recorded, where)
 
 
-def build_phase_data(cfg, phase: str, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:
+def build_phase_data(cfg, phase: str, tokenizer, rank: int = 0, world_size: int = 1,
+                     init_problem: str | None = None) -> PhaseData:
+    """The phase's data; `init_problem` (why there is no checkpoint to start from) is reported by mid/SFT
+    together with every other preflight problem."""
     if phase not in BUILDERS:
         _import_plugins()
     if phase not in BUILDERS:
         raise PreflightError(f"no data source for phase {phase!r} in this build",
                              "phases mid and sft need the tasks package (issue 6)")
-    data = BUILDERS[phase](cfg, tokenizer, rank, world_size)
+    builder = BUILDERS[phase]
+    data = builder(cfg, tokenizer, rank, world_size, init_problem=init_problem) if phase in INIT_NEEDED \
+        else builder(cfg, tokenizer, rank, world_size)
     if data.init_from is None:
         data.init_from = INIT_FROM.get(phase)
     return data
