@@ -22,7 +22,8 @@ def test_every_profile_validates_and_round_trips(name):
     cfg = load_config(profile=name, environ={}).config
     again = Config(**json.loads(json.dumps(config_to_toml_dict(cfg))))
     assert again == cfg
-    assert cfg.grad_accum_steps >= 1
+    per_micro = cfg.train.device_batch_size * cfg.model.seq_len * cfg.world_size
+    assert cfg.train.total_batch_size % per_micro == 0 and cfg.train.total_batch_size >= per_micro
 
 
 def test_gpu_profiles_use_the_speedrun_numbers():
@@ -31,7 +32,7 @@ def test_gpu_profiles_use_the_speedrun_numbers():
         assert cfg.model.depth == 20 and cfg.model.width == 1280 and cfg.model.n_heads == 10
         assert cfg.model.seq_len == 2048 and cfg.tokenizer.vocab_size == 65536
         assert cfg.train.total_batch_size == 524_288 and cfg.train.target_param_data_ratio == 20
-        assert cfg.grad_accum_steps == 1  # 32 x 2048 x 8 GPUs = 524,288
+        assert cfg.train.device_batch_size * cfg.model.seq_len * cfg.world_size == 524_288  # grad accum 1
 
 
 def test_precedence_each_level(tmp_path):

@@ -485,10 +485,6 @@ class Config(BaseSettings):
         return self.dist.nproc * self.dist.nnodes
 
     @property
-    def grad_accum_steps(self) -> int:
-        return self.train.total_batch_size // (self.train.device_batch_size * self.model.seq_len * self.world_size)
-
-    @property
     def home_dir(self) -> Path:
         return self.home.expanduser()
 

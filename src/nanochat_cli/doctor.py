@@ -3,8 +3,7 @@
 Each check is a plain function `check(ctx) -> list[Result]` in `CHECKS`; another module adds its own
 with `@register`. Checks load things for real (parquet footers, the tokenizer, each HF dataset split
 through `data.hub.load_split`), because "the directory exists" is what fails at 3 a.m. on a compute
-node. Cost: 2–6 s here (importing torch for the GPU count dominates). A piece another
-module has not built yet shows as `n/a` with its issue, never as a pass. Exit 3 when any row FAILs;
+node. Cost: 2–6 s here (importing torch for the GPU count dominates). Exit 3 when any row FAILs;
 WARN rows do not stop a job. This module only reports; it never downloads or repairs anything (loading the
 tokenizer moves a pre-versions <home>/tokenizer into tokenizers/, as every command does: a move, no change).
 """
@@ -24,7 +23,7 @@ from nanochat_cli.paths import PHASES, Paths
 from nanochat_cli import runs
 from nanochat_cli.runs import PLACEHOLDER_NAMES
 
-OK, WARN, FAIL, SKIP, NA = "ok", "warn", "fail", "skip", "n/a"
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 # Bytes per parameter in one checkpoint: fp32 weights (4) + optimizer state (~8: AdamW's two moments,
 # Muon's one momentum buffer plus its share), a ~12 B/param upper bound used for the disk estimate.
 CKPT_BYTES_PER_PARAM = 12
@@ -33,7 +32,7 @@ CKPT_BYTES_PER_PARAM = 12
 @dataclass
 class Result:
     check: str
-    status: str  # ok | warn | fail | skip | n/a
+    status: str  # ok | warn | fail | skip
     detail: str
     fix: str = ""
 
@@ -183,11 +182,8 @@ def check_shards(ctx: Context) -> list[Result]:
 def check_tokenizer(ctx: Context) -> list[Result]:
     if not ctx.phases:
         return []
-    try:
-        from nanochat_cli.tokenizer import load_tokenizer
-    except ImportError:
-        return [Result("tokenizer", NA, "nanochat_cli.tokenizer.load_tokenizer is not in this build yet: "
-                                        "cannot verify")]
+    from nanochat_cli.tokenizer import load_tokenizer
+
     try:  # the default version, fully validated (a pre-versions <home>/tokenizer is migrated first)
         tok = load_tokenizer(ctx.cfg)
     except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
@@ -205,11 +201,8 @@ def check_datasets(ctx: Context) -> list[Result]:
         return []
     if not wanted:
         return [Result("datasets", SKIP, "not needed: no mid or sft phase")]
-    try:
-        from nanochat_cli.data.hub import REQUIRED, load_split
-    except ImportError:
-        return [Result(f"datasets ({p})", NA, "nanochat_cli.data.hub is not in this build yet: "
-                                             "cannot verify") for p in wanted]
+    from nanochat_cli.data.hub import REQUIRED, load_split
+
     out, seen = [], set()
     for phase in wanted:
         for repo, name, split in REQUIRED.get(phase, []):

@@ -7,7 +7,6 @@ command that fixes the problem; only `cli/` prints it. Exit codes follow DESIGN.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PREFLIGHT = 3
@@ -45,11 +44,3 @@ class PreflightError(NanochatError):
 
     exit_code = EXIT_PREFLIGHT
 
-
-class NotBuiltYet(NanochatError):
-    """A command whose capability is not implemented yet: says so instead of faking output."""
-
-    exit_code = EXIT_FAILURE
-
-    def __init__(self, command: str, issue: int):
-        super().__init__(f"`nanochat {command}` is not built yet (tracked in issue #{issue}).")

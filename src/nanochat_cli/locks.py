@@ -149,3 +149,14 @@ def _release(fd: int) -> None:
         os.ftruncate(fd, 0)  # still holding it: an empty file means "nobody says they hold it"
     finally:
         os.close(fd)  # closing the last descriptor of the open file releases the flock
+
+
+def data_lock(paths):
+    """The home's data-download lock: `with data_lock(paths):` waits for another fetch (or embedded-corpus build)
+    on the same home, saying whose it is, so two never write the same shards."""
+
+    def say(held: LockHeld) -> None:
+        sys.stderr.write(f"waiting for another data download on this home ({describe_holder(held.pid, held.host)})…\n")
+        sys.stderr.flush()
+
+    return hold(paths.data_lock, wait=True, what="data downloads", on_wait=say)

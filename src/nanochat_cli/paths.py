@@ -130,6 +130,46 @@ class Paths:
         return self.home / "words_alpha.txt"
 
 
+def check_writable_dir(path: Path, what: str, fix: str) -> None:
+    """UsageError (exit 2) unless `path` is a directory we can write in, or could be created as one; creates
+    nothing. Asked before work whose result ends in a write, so a read-only or mistyped target is one line in
+    milliseconds, not a raw OSError after the work. It finds the nearest directory that exists on the way,
+    refuses a file in the way, and writes and deletes one empty probe file there — a probe, not `os.access`:
+    the answer must hold for root too (root passes every permission bit, but not a read-only mount) and on
+    network file systems. `what` names the target in the message (e.g. "--out"), `fix` says what to do."""
+    from nanochat_cli.errors import UsageError
+
+    path = Path(path)
+    existing = path
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        problem = "is a file, not a directory" if existing == path else f"cannot be created: {existing} is a file"
+        raise UsageError(f"{what} {path} {problem}", fix)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        where = "" if existing == path else f" (in {existing})"
+        raise UsageError(f"cannot write to {what} {path}: {e.strerror or e}{where}", fix) from None
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create `path` and prove a file can be written there (a bad --home is bad input: exit 2, one line)."""
+    from nanochat_cli.errors import UsageError
+
+    try:
+        ensure_dir(path)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"cannot write to {path}: {e.strerror or e}",
+                         "pass --home DIR (or set NANOCHAT_HOME) to a writable directory") from None
+    return path
+
+
 def ensure_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path

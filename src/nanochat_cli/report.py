@@ -356,7 +356,7 @@ def report_text(cfg, run_id: str | None = None) -> str:
 
 def write_report(cfg, run_id: str | None = None) -> Path:
     """Write `<run>/report.md` (+ loss.png, bpb.png); returns the markdown's path."""
-    from nanochat_cli.writable import check_writable_dir
+    from nanochat_cli.paths import check_writable_dir
 
     data = build_report(cfg, run_id)
     run_dir = Path(data["run_dir"])

@@ -196,13 +196,12 @@ def stage_data(cfg, run_id: str) -> dict:
     from nanochat_cli.data.download import fetch_base
 
     result = fetch_base(cfg)
-    if isinstance(result, list):  # embedded corpus: the shard paths
-        out = {"shards": len(result), "source": "embedded"}
-    else:
-        if result.failed:
-            raise NanochatError(f"{len(result.failed)} shard(s) failed to download: "
-                                + ", ".join(f.name for f in result.failed), "rerun `nanochat speedrun` to retry them")
-        out = {"shards": len(result.results), "source": "fineweb", "validation": result.validation}
+    if result.failed:
+        raise NanochatError(f"{len(result.failed)} shard(s) failed to download: "
+                            + ", ".join(f.name for f in result.failed), "rerun `nanochat speedrun` to retry them")
+    out = {"shards": len(result.results), "source": result.source}
+    if result.source != "embedded":
+        out["validation"] = result.validation
     from nanochat_cli.data import hub
 
     phases = [p for p in hub.phases_needed(cfg) if p != "base"]  # base was just fetched/verified above
@@ -222,7 +221,7 @@ def stage_tokenizer(cfg, run_id: str) -> dict:
     GPT-2/cl100k into the run and beside the version."""
     from nanochat_cli.errors import PreflightError
     from nanochat_cli.tokenizer import load_tokenizer
-    from nanochat_cli.tokenizer.bpe import train_tokenizer
+    from nanochat_cli.tokenizer.training import train_tokenizer
     from nanochat_cli.tokenizer.compare import compare_tokenizers
     from nanochat_cli.tokenizer.store import save_eval
 
@@ -303,7 +302,7 @@ def run_speedrun(cfg, say: Callable[[str], None] = lambda s: sys.stderr.write(s 
     """Run (or continue) the pipeline. Raises NanochatError on the first failing stage, after
     recording it; an interrupted stage is recorded and reported, and the next call continues. The run's
     writer lock is held throughout: a second speedrun on the same home stops with one line naming this one."""
-    from nanochat_cli.data.download import ensure_writable_dir
+    from nanochat_cli.paths import ensure_writable_dir
     from nanochat_cli.runs import writing_run
 
     paths = Paths.of(cfg)

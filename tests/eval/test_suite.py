@@ -4,7 +4,6 @@ and SFT, all recorded in metrics.jsonl and the manifest's "evals" key."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 

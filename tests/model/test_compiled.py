@@ -6,7 +6,8 @@ import torch
 
 from nanochat_cli.config import load_config
 from nanochat_cli.model.compiled import loss_and_grads_of_chunk
-from nanochat_cli.model.gpt import GPT, GPTConfig, KVCache, prepare_for_training
+from nanochat_cli.model.compiled import prepare_for_training
+from nanochat_cli.model.gpt import GPT, GPTConfig, KVCache
 
 
 def random_model() -> GPT:

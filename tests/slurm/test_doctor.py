@@ -3,7 +3,6 @@ names its fix, and the command exits 3 when a required check fails."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections import namedtuple
 
@@ -17,15 +16,6 @@ from nanochat_cli.config import load_config
 
 def cfg_for(home, profile="cpu-tiny", **flags):
     return load_config(profile=profile, flags={"home": str(home), **flags}, environ={}).config
-
-
-def built(module: str, attr: str | None = None) -> bool:
-    """Whether another helper's piece is on this branch yet (doctor must say n/a until it is)."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return False
-    return attr is None or hasattr(mod, attr)
 
 
 def rows(report, name):
@@ -73,13 +63,14 @@ def test_mid_needs_a_base_checkpoint(tmp_path):
     assert r.status == "fail" and "no complete checkpoint" in r.detail
 
 
-def test_pieces_not_built_yet_are_na_not_ok(tmp_path):
-    report = doctor.run_doctor(cfg_for(tmp_path / "h"), ("mid",))
-    names = {r.check: r.status for r in report.results}
-    if not built("nanochat_cli.data.hub"):
-        assert names["datasets (mid)"] == "n/a"
-    if not built("nanochat_cli.tokenizer", "load_tokenizer"):
-        assert names["tokenizer"] == "n/a"
+def test_an_empty_home_fails_the_tokenizer_and_the_datasets_with_their_fixes(tmp_path):
+    cfg = cfg_for(tmp_path / "h", **{"mid.mixture": "hub"})
+    report = doctor.run_doctor(cfg, ("mid",))
+    [tok] = rows(report, "tokenizer")
+    assert tok.status == "fail" and "nanochat tokenizer train" in tok.fix
+    datasets = [r for r in report.results if r.check.startswith("dataset ")]
+    assert datasets and all(r.status == "fail" and "nanochat data fetch mid" in r.fix for r in datasets)
+    assert report.failed and not [r for r in report.results if r.status not in ("ok", "warn", "fail", "skip")]
 
 
 def test_placeholder_run_name_warns(tmp_path):

@@ -95,7 +95,8 @@ def test_mixture_is_deterministic_and_weighted():
 def test_hub_mixtures_need_only_what_data_fetch_fetches():
     """Every HF dataset split a hub mixture loads is in data.hub.REQUIRED of its phase, so
     `nanochat data fetch mid|sft` is enough; and the fetch lists nothing the phase does not use."""
-    hub = pytest.importorskip("nanochat_cli.data.hub")
+    from nanochat_cli.data import hub
+
     from nanochat_cli.config import Config
     from nanochat_cli.tasks.mixtures import mixture_parts
 

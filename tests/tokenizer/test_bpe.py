@@ -10,7 +10,8 @@ import pytest
 from nanochat_cli.config import load_config
 from nanochat_cli.errors import PreflightError
 from nanochat_cli.tokenizer import load_tokenizer
-from nanochat_cli.tokenizer.bpe import BPETokenizer, train_tokenizer
+from nanochat_cli.tokenizer.bpe import BPETokenizer
+from nanochat_cli.tokenizer.training import train_tokenizer
 from nanochat_cli.tokenizer.store import META_FILE, TOKEN_FILE
 from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
 from tests.tokenizer.corpus import install_corpus

@@ -87,23 +87,3 @@ def run_checkpoints(home: Path, phase: str = "base", run: str | None = None) -> 
 def data_home(home) -> Path:
     write_shards(home)
     return home
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    import sys
-
-    if name in sys.modules:
-        return True
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ModuleNotFoundError, ValueError):
-        return False
-
-
-# The loop needs the model (helper `model`) and base training the shard lister (helper `tok`); until those
-# branches are merged these tests skip with the reason instead of failing on an ImportError.
-needs_model = pytest.mark.skipif(not _importable("nanochat_cli.model.gpt"), reason="nanochat_cli.model not merged yet")
-needs_shards = pytest.mark.skipif(not _importable("nanochat_cli.data.shards"),
-                                  reason="nanochat_cli.data.shards not merged yet")

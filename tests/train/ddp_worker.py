@@ -13,9 +13,9 @@ import torch
 
 from nanochat_cli.config import load_config
 from nanochat_cli.tokenizer.byte_level import ByteTokenizer
-from nanochat_cli.train.dist import dist_info
+from nanochat_cli.dist import dist_info
 from nanochat_cli.train.loop import run_phase
-from nanochat_cli.train.phases import PhaseData
+from nanochat_cli.train.phase_data import PhaseData
 
 
 class GlobalBatchSlices:

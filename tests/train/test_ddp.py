@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT, cli_env, in_netns
-from tests.train.conftest import needs_model, tiny_config_file
+from tests.train.conftest import tiny_config_file
 
 WORKER = str(ROOT / "tests" / "train" / "ddp_worker.py")
 
@@ -23,7 +23,6 @@ def _env(home):
 
 @pytest.mark.slow
 @pytest.mark.dist
-@needs_model
 def test_two_process_gloo_matches_single_process(tmp_path):
     cfg = tiny_config_file(tmp_path, iters=6, eval_every=0, save_every=3)
     one, two = tmp_path / "one", tmp_path / "two"
@@ -49,7 +48,6 @@ def test_two_process_gloo_matches_single_process(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.dist
-@needs_model
 def test_nproc_flag_relaunches_under_torchrun(home, tmp_path, run_cli):
     from tests.train.conftest import write_shards
 

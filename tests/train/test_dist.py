@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from nanochat_cli.train import dist
+from nanochat_cli import dist
 
 
 def test_torchrun_command_strips_nproc_and_keeps_everything_else():

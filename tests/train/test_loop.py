@@ -11,8 +11,8 @@ from nanochat_cli.track import read_metrics
 from nanochat_cli import checkpoint as ck
 from nanochat_cli.train.loop import derive_num_iterations, run_phase
 from nanochat_cli.runs import Manifest
-from nanochat_cli.train.phases import PhaseData
-from tests.train.conftest import needs_model, needs_shards, tiny_config
+from nanochat_cli.train.phase_data import PhaseData
+from tests.train.conftest import tiny_config
 
 
 class SameBatch:
@@ -37,7 +37,6 @@ class SameBatch:
         self.n = d["n"]
 
 
-@needs_model
 def test_loss_decreases_on_a_tiny_overfit_batch(home, tmp_path):
     cfg = tiny_config(home, tmp_path, iters=40, eval_every=0, save_every=0)
     r = run_phase(cfg, "base", tokenizer=ByteTokenizer(), data=PhaseData(train=SameBatch()))
@@ -48,7 +47,6 @@ def test_loss_decreases_on_a_tiny_overfit_batch(home, tmp_path):
     assert last < 0.5 * first, (first, last)
 
 
-@needs_model
 def test_eval_exception_is_logged_and_training_finishes(home, tmp_path, capsys):
     def broken_val():
         raise RuntimeError("validation shard exploded")
@@ -67,8 +65,6 @@ def test_eval_exception_is_logged_and_training_finishes(home, tmp_path, capsys):
     assert m.phases["base"]["status"] == "done" and m.phases["base"]["step"] == 12
 
 
-@needs_model
-@needs_shards
 def test_real_base_data_val_bpb_and_checkpoint_meta(data_home, tmp_path):
     cfg = tiny_config(data_home, tmp_path, iters=6, eval_every=3, save_every=3)
     r = run_phase(cfg, "base", tokenizer=ByteTokenizer())
@@ -112,7 +108,6 @@ class SignalAt(SameBatch):
         return x[:, :-1].contiguous(), x[:, 1:].contiguous()
 
 
-@needs_model
 def test_sigusr2_in_process_then_resume_repeats_the_losses_bitwise(home, tmp_path):
     ref_home = tmp_path / "ref"
     ref = run_phase(tiny_config(ref_home, tmp_path, iters=12, eval_every=0, save_every=0), "base",

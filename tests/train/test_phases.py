@@ -12,9 +12,9 @@ import pytest
 from nanochat_cli.errors import PreflightError, UsageError
 from nanochat_cli.tokenizer.byte_level import ByteTokenizer
 from nanochat_cli import checkpoint as ck
-from nanochat_cli.train.chat_phases import mid_data, phase_view, sft_data
+from nanochat_cli.train.chat_phases import mid_data, sft_data
 from nanochat_cli.paths import Paths
-from nanochat_cli.train.phases import load_phase_tokenizer
+from nanochat_cli.train.phases import load_phase_tokenizer, phase_view
 from nanochat_cli.train.which_run import pick_run
 from tests.tasks import hf_fixtures as F
 from tests.train.conftest import TINY_TOML, write_shards
@@ -177,7 +177,6 @@ def test_hub_mixtures_load_from_complete_fixtures(home, tmp_path, hub_rows):
 
 def test_hub_mixture_with_nothing_fetched_names_data_fetch(home, tmp_path):
     """The real data.hub.load_split on an empty <home>/datasets (offline): every part is reported."""
-    pytest.importorskip("nanochat_cli.data.hub")
     cfg = phase_view(chat_config(home, tmp_path, mixture="hub"), "sft")
     fake_checkpoint(cfg, "mid")
     with pytest.raises(PreflightError) as e:
@@ -209,10 +208,9 @@ def test_resume_from_mid_without_base_exits_3(run_cli):
 
 @pytest.mark.slow
 def test_base_mid_sft_end_to_end_then_resume_from_mid(run_cli, home, tmp_path):
-    pytest.importorskip("nanochat_cli.model.gpt", reason="needs the model package (issue 5)")
     from nanochat_cli.data.loader import TokenLoader
     from nanochat_cli.train.loop import run_phase
-    from nanochat_cli.train.phases import PhaseData
+    from nanochat_cli.train.phase_data import PhaseData
 
     write_shards(home)
     conf = chat_config_file(tmp_path)
@@ -258,10 +256,9 @@ def test_base_mid_sft_end_to_end_then_resume_from_mid(run_cli, home, tmp_path):
 @pytest.mark.parametrize("phase", ["mid", "sft"])
 def test_chat_phase_resumes_exactly(home, tmp_path, phase):
     """Stop after step 3 (checkpoint), resume: steps 4–6 repeat the uninterrupted run's losses bit for bit."""
-    pytest.importorskip("nanochat_cli.model.gpt", reason="needs the model package (issue 5)")
     from nanochat_cli.data.loader import TokenLoader
     from nanochat_cli.train.loop import run_phase
-    from nanochat_cli.train.phases import PhaseData
+    from nanochat_cli.train.phase_data import PhaseData
 
     write_shards(home)
     cfg = chat_config(home, tmp_path, iters=6)

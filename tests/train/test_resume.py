@@ -19,7 +19,7 @@ from nanochat_cli.paths import Paths
 from nanochat_cli import checkpoint as ck
 from nanochat_cli.train.resume import plan_resume
 from tests.conftest import cli_env
-from tests.train.conftest import losses, needs_model, needs_shards, run_checkpoints, tiny_config_file, write_shards
+from tests.train.conftest import losses, run_checkpoints, tiny_config_file, write_shards
 
 ITERS = 30
 
@@ -57,8 +57,6 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-@needs_model
-@needs_shards
 def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(data_home, tmp_path, reference, run_cli):
     cfg_file = tiny_config_file(tmp_path, iters=ITERS, eval_every=10, save_every=4)
     kill_at = random.Random().randint(6, ITERS - 3)
@@ -83,8 +81,6 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(data_home, tm
 
 
 @pytest.mark.slow
-@needs_model
-@needs_shards
 def test_sigusr2_saves_at_the_next_step_and_exits_75_then_resume_matches(data_home, tmp_path, reference, run_cli):
     cfg_file = tiny_config_file(tmp_path, iters=ITERS, eval_every=10, save_every=0)  # only the signal saves
     p = _start(data_home, cfg_file)
@@ -104,8 +100,6 @@ def test_sigusr2_saves_at_the_next_step_and_exits_75_then_resume_matches(data_ho
 
 
 @pytest.mark.slow
-@needs_model
-@needs_shards
 def test_corrupt_newest_checkpoint_falls_back_to_previous(data_home, tmp_path, reference, run_cli):
     cfg_file = tiny_config_file(tmp_path, iters=ITERS, eval_every=10, save_every=4)
     p = _start(data_home, cfg_file)
@@ -128,7 +122,6 @@ def test_nothing_to_resume_is_a_usage_error(run_cli):
     assert r.returncode == 2 and "nothing to resume" in r.stderr and "nanochat train base" in r.stderr
 
 
-@needs_shards
 def test_missing_shards_is_a_preflight_error(home, tmp_path, run_cli):
     r = run_cli("train", "base", "--config", str(tiny_config_file(tmp_path)))
     assert r.returncode == 3, r.stderr

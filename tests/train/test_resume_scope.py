@@ -13,7 +13,7 @@ import pytest
 from nanochat_cli.errors import UsageError
 from nanochat_cli.paths import Paths
 from nanochat_cli.train.resume import plan_resume
-from tests.train.conftest import losses, needs_model, needs_shards, tiny_config_file
+from tests.train.conftest import losses, tiny_config_file
 
 
 def write_run(home: Path, run_id: str, phases: dict[str, str], updated: str) -> None:
@@ -85,8 +85,6 @@ def test_dry_run_json_carries_the_note(home, run_cli):
     assert got["run_id"] == "job" and got["steps"] == [] and "already done" in got["note"]
 
 
-@needs_model
-@needs_shards
 def test_resume_phase_trains_a_run_that_never_started_and_then_is_a_no_op(data_home, tmp_path, run_cli):
     cfg_file = tiny_config_file(tmp_path, iters=4, eval_every=0, save_every=0)
     r = run_cli("resume", "--phase", "base", "--run", "requeued", "--config", str(cfg_file))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nanochat_cli.train.schedule import apply_schedule, lr_multiplier, muon_momentum
+from nanochat_cli.train.schedule import apply_schedule, lr_multiplier
 
 
 def test_constant_then_warmdown_to_final_frac():
@@ -27,13 +27,7 @@ def test_warmdown_reaches_final_lr_frac_at_the_end():
     assert lr_multiplier(10, 10, 0.0, 0.5, 0.25) == pytest.approx(0.25)
 
 
-def test_muon_momentum_ramps_then_holds():
-    assert muon_momentum(0) == pytest.approx(0.85)
-    assert muon_momentum(150) == pytest.approx(0.90)
-    assert muon_momentum(300) == pytest.approx(0.95) and muon_momentum(10_000) == pytest.approx(0.95)
-
-
-def test_apply_schedule_scales_initial_lr_and_sets_momentum_only_where_present():
+def test_apply_schedule_scales_initial_lr_and_leaves_momentum_to_the_optimizer():
     from types import SimpleNamespace
 
     p = torch.nn.Parameter(torch.zeros(2))
@@ -46,14 +40,4 @@ def test_apply_schedule_scales_initial_lr_and_sets_momentum_only_where_present()
     lrm = apply_schedule([adam, sgd], 75, 100, cfg)
     assert lrm == pytest.approx(0.5)
     assert adam.param_groups[0]["lr"] == pytest.approx(0.25) and "momentum" not in adam.param_groups[0]
-    assert sgd.param_groups[0]["lr"] == pytest.approx(0.05) and sgd.param_groups[0]["momentum"] == pytest.approx(
-        muon_momentum(75))
-
-
-def test_apply_schedule_leaves_self_scheduled_momentum_alone():
-    from types import SimpleNamespace
-
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1, momentum=0.95)
-    opt.param_groups[0].update(initial_lr=0.1, momentum_warmup=300)
-    apply_schedule([opt], 0, 10, SimpleNamespace(warmup_ratio=0.0, warmdown_ratio=0.0, final_lr_frac=0.0))
-    assert opt.param_groups[0]["momentum"] == 0.95
+    assert sgd.param_groups[0]["lr"] == pytest.approx(0.05) and sgd.param_groups[0]["momentum"] == 0.0

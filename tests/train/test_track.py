@@ -10,11 +10,9 @@ import pytest
 from nanochat_cli.track import read_metrics, truncate_metrics
 from nanochat_cli.errors import UsageError
 from nanochat_cli.runs import new_run_name
-from tests.train.conftest import needs_model, needs_shards, tiny_config_file
+from tests.train.conftest import tiny_config_file
 
 
-@needs_model
-@needs_shards
 def test_wandb_offline_run_has_the_metrics_and_a_placeholder_name_changes_nothing(data_home, tmp_path, run_cli):
     cfg = tiny_config_file(tmp_path, iters=5, eval_every=5, save_every=0)
     r = run_cli("train", "base", "--config", str(cfg), "--wandb", "offline", "--run", "dummy", "--json", netns=True,
@@ -41,8 +39,6 @@ def test_wandb_offline_run_has_the_metrics_and_a_placeholder_name_changes_nothin
     assert "api.wandb.ai" not in logs
 
 
-@needs_model
-@needs_shards
 def test_disabled_wandb_writes_nothing_under_wandb(data_home, tmp_path, run_cli):
     cfg = tiny_config_file(tmp_path, iters=2, eval_every=0, save_every=0)
     r = run_cli("train", "base", "--config", str(cfg))

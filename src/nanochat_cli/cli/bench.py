@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from nanochat_cli.cli.options import CompileOpt, DeviceOpt, DtypeOpt, JsonOpt
-from nanochat_cli.errors import NotBuiltYet
 
 app = typer.Typer(help="Measure speed: training step, tokenizer, generation, learn step.", no_args_is_help=True)
 

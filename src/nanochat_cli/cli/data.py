@@ -68,12 +68,12 @@ def fetch(ctx: typer.Context,
         from nanochat_cli.data.download import fetch_base
 
         result = fetch_base(cfg)
-        if isinstance(result, list):  # the embedded corpus: a list of shard paths
+        if result.source == "embedded":
             if json:
-                output.emit_json({"source": "embedded", "shards": [str(p) for p in result]})
+                output.emit_json({"source": "embedded", "shards": [str(p) for p in result.shard_paths]})
             else:
-                output.result(f"{len(result)} embedded shards in {result[0].parent if result else '-'}; "
-                              f"validation shard: {result[-1].name if result else '-'}")
+                output.result(f"{len(result.results)} embedded shards in {result.directory}; "
+                              f"validation shard: {result.validation or '-'}")
             return
         if json:
             output.emit_json(result.to_json())

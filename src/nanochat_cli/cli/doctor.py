@@ -35,5 +35,4 @@ def doctor(ctx: typer.Context,
                              + ", ".join(r.check for r in report.failed),
                              "run the fix shown for each FAIL row, then `nanochat doctor` again")
     if not json:
-        output.info("doctor: ready" + (" (n/a rows could not be verified by this build)"
-                                       if any(r.status == "n/a" for r in report.results) else ""))
+        output.info("doctor: ready")

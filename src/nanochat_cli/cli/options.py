@@ -74,7 +74,7 @@ def build_config(ctx: typer.Context | None, profile: str | None, config_file: Pa
     if home is not None:
         flags["home"] = str(home)
     resolved = load_config(profile=profile, config_file=config_file, flags=flags)
-    from nanochat_cli.train.dist import is_rank0
+    from nanochat_cli.dist import is_rank0
 
     if is_rank0():  # under torchrun every rank builds the config; one copy of each warning is enough
         for line in resolved.warnings:

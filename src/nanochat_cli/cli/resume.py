@@ -49,7 +49,7 @@ def resume(ctx: typer.Context,
         output.result("\n".join(plan.lines()))
         return 0
     maybe_relaunch(cfg)
-    from nanochat_cli.train import dist
+    from nanochat_cli import dist
 
     if dist.dist_info().is_rank0:
         output.info("\n".join(plan.lines()))

@@ -52,7 +52,7 @@ def train(ctx: typer.Context,
     checkpoint trained with them, are untouched. Builds the embedded corpus first if needed."""
     resolved = build_config(ctx, profile, config, {"tokenizer.vocab_size": vocab_size,
                                                    "tokenizer.train_chars": train_chars, "tokenizer.doc_cap": doc_cap})
-    from nanochat_cli.tokenizer.bpe import train_tokenizer
+    from nanochat_cli.tokenizer.training import train_tokenizer
 
     result = train_tokenizer(resolved.config, progress=output.info)
     fp = result["fingerprint"][:12]
@@ -76,10 +76,11 @@ def eval_(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = No
     runs trained with that version."""
     resolved = build_config(ctx, profile, config)
     from nanochat_cli.paths import Paths
-    from nanochat_cli.tokenizer.compare import compare_tokenizers, load_default_any_vocab
+    from nanochat_cli.tokenizer import load_tokenizer
+    from nanochat_cli.tokenizer.compare import compare_tokenizers
     from nanochat_cli.tokenizer.store import save_eval
 
-    ours = load_default_any_vocab(resolved.config)
+    ours = load_tokenizer(resolved.config, any_vocab=True)
     report = compare_tokenizers(resolved.config, ours)
     try:
         output.info(f"saved → {save_eval(Paths.of(resolved.config), ours.fingerprint, report)}")
@@ -131,9 +132,9 @@ def use(ctx: typer.Context,
     """Make a stored tokenizer version the default for new runs (checked first; nothing is retrained)."""
     resolved = build_config(ctx, profile, config)
     from nanochat_cli.paths import Paths
-    from nanochat_cli.tokenizer.store import use_version
+    from nanochat_cli.tokenizer import use_tokenizer
 
-    tok = use_version(Paths.of(resolved.config), fingerprint)
+    tok = use_tokenizer(Paths.of(resolved.config), fingerprint)
     if json:
         output.emit_json({"fingerprint": tok.fingerprint, "vocab_size": tok.vocab_size})
         return

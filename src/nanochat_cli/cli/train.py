@@ -21,7 +21,7 @@ EPILOG = ("Examples: `nanochat train base` (cpu-tiny, minutes) · `nanochat trai
 
 def maybe_relaunch(cfg) -> None:
     """`--nproc N` (dist.nproc > 1) outside torchrun: re-exec this command under torchrun."""
-    from nanochat_cli.train import dist
+    from nanochat_cli import dist
 
     if cfg.dist.nproc > 1 and not dist.under_torchrun():
         if cfg.dist.nnodes > 1:
@@ -38,7 +38,7 @@ def report_results(results, as_json: bool) -> int:
     from dataclasses import asdict
 
     from nanochat_cli.cli import output
-    from nanochat_cli.train import dist
+    from nanochat_cli import dist
 
     code = results[-1].exit_code if results else 0
     if not dist.dist_info().is_rank0:
@@ -67,7 +67,7 @@ def _phase(phase: str):
                 flags[f"{phase}.{key}"] = flags.pop(f"train.{key}")
         cfg = build_config(ctx, profile, config, flags).config
         maybe_relaunch(cfg)
-        from nanochat_cli.train import dist
+        from nanochat_cli import dist
         from nanochat_cli.train.loop import run_phase
 
         try:

@@ -15,8 +15,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from nanochat_cli.data.download import FileResult, download_file, ensure_writable_dir
-from nanochat_cli.paths import Paths
+from nanochat_cli.data.download import FileResult, download_file
+from nanochat_cli.paths import Paths, ensure_writable_dir
 
 _WORD = re.compile(r"[a-z]+")
 

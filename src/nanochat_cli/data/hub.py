@@ -256,13 +256,13 @@ def _run_worker(cfg, configs: list[tuple[str, str]]) -> dict[tuple[str, str], st
 def fetch(cfg, phases: list[str]) -> DataReport:
     """Download what the phases need (skipping items that already load), then verify every item by loading it.
     Holds the home's data lock (a second fetch waits)."""
-    from nanochat_cli.data.download import ensure_writable_dir
+    from nanochat_cli.paths import ensure_writable_dir
 
-    from nanochat_cli.data.download import data_lock
+    from nanochat_cli.locks import data_lock
 
     paths = Paths.of(cfg)
     ensure_writable_dir(paths.datasets)
-    with data_lock(cfg):
+    with data_lock(paths):
         return _fetch_locked(cfg, phases, paths)
 
 
@@ -276,10 +276,9 @@ def _fetch_locked(cfg, phases: list[str], paths: Paths) -> DataReport:
         from nanochat_cli.data.download import fetch_base
 
         result = fetch_base(cfg)
-        failed = getattr(result, "failed", [])
-        base_new = any(r.status == "downloaded" for r in getattr(result, "results", []))
-        if failed:
-            errors[f"{cfg.data.source} shards/-"] = "failed: " + ", ".join(r.name for r in failed)
+        base_new = any(r.status == "downloaded" for r in result.results)
+        if result.failed:
+            errors[f"{cfg.data.source} shards/-"] = "failed: " + ", ".join(r.name for r in result.failed)
     before = check(cfg, phases)
     todo = list(dict.fromkeys((r.item, r.config) for r in before.problems))
     repo_of = {v: k for k, v in _ITEM.items()}

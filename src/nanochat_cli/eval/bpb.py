@@ -120,7 +120,7 @@ def run_bpb(cfg, source: str = "base", step: int | None = None, run: str | None 
 
     from nanochat_cli.eval.core import _device
     from nanochat_cli.model.inference import load_for_inference
-    from nanochat_cli.train import dist
+    from nanochat_cli import dist
 
     info = dist.dist_info()
     loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank), run=run, depth=depth,

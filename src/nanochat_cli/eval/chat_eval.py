@@ -200,7 +200,7 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
         raise UsageError(f"unknown model source {source!r}", "use -i mid or -i sft")
     from nanochat_cli.eval.core import _device
     from nanochat_cli.model.inference import load_for_inference
-    from nanochat_cli.train import dist
+    from nanochat_cli import dist
 
     suite = resolve_suite(cfg, task)
     names = [task] if task else list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)

@@ -231,7 +231,7 @@ def run_core(cfg, source: str = "base", step: int | None = None,
              depth: int | None = None) -> dict[str, Any]:
     """`nanochat eval core`: CORE of the latest (or `step`) checkpoint of `source`."""
     from nanochat_cli.model.inference import load_for_inference
-    from nanochat_cli.train import dist
+    from nanochat_cli import dist
 
     bundle = Paths.of(cfg).eval_bundle
     load_bundle(bundle)  # preflight before loading any weights

@@ -28,7 +28,7 @@ def jsonable(v: Any) -> Any:
 def check_recordable(cfg, run_id: str) -> None:
     """Before any compute: the run directory the result will go to must take a write (a read-only home used
     to cost the whole evaluation, ~30 s of bpb or minutes of CORE, and then fail with a raw OSError)."""
-    from nanochat_cli.writable import check_writable_dir
+    from nanochat_cli.paths import check_writable_dir
 
     check_writable_dir(Paths.of(cfg).run_dir(run_id), "the run directory", "an evaluation is recorded in the "
                        "checkpoint's run; run it with --home (or NANOCHAT_HOME) on a writable copy of the home, "

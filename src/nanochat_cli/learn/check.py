@@ -28,7 +28,6 @@ from nanochat_cli.learn.progress import NOT_REACHED
 from nanochat_cli.learn.trace import Tracer, bind_inputs, describe, detach, locate_exception, patch, unpatch
 
 CALL_CHECKS = [c for c in COMPONENTS if c.check == "call"]
-REGIONS = [c for c in COMPONENTS if c.is_region]
 BLOCK = BY_NAME["block"].target
 
 

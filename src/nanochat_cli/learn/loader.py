@@ -125,7 +125,7 @@ def build_user_model(path: Path | str, gpt_config, device, dtype):
     """The learner's model, ready for the training loop: built from the reference `GPTConfig`,
     initialised by *their* `init_weights`, moved to `device`, computing in `dtype`.
 
-    Deliberately not `model.gpt.prepare_for_training`: that binds the reference's `GPT.forward` and a
+    Deliberately not `model.compiled.prepare_for_training`: that binds the reference's `GPT.forward` and a
     chunked loss head of its own, so the learner's logits, loss and attention kernel would not run.
     The cost is speed (no compile, full logits in memory): fine for the sizes a learner trains."""
     import torch

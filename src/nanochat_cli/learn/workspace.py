@@ -87,7 +87,7 @@ def init(path: Path | None, force: bool = False) -> dict:
     ws = resolve(path)
     if ws.root.exists() and not ws.root.is_dir():
         raise UsageError(f"{ws.root} exists and is not a directory", "choose another workspace path")
-    from nanochat_cli.writable import check_writable_dir
+    from nanochat_cli.paths import check_writable_dir
 
     check_writable_dir(ws.root, "the learn workspace", "choose a directory you can write")
     existing = [p for p in (ws.gpt, ws.progress) if p.exists()]

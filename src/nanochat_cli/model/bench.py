@@ -59,7 +59,8 @@ def _gpu_peak_flops(device: torch.device) -> float | None:
 def bench_train(cfg, spec: BenchSpec, progress: Callable[[str], None] = lambda m: None) -> dict:
     """Build the model and optimizers the training loop builds, run warm-up then timed steps; return
     the figures as a JSON-ready dict (tok_per_s from the mean step, as nanochat's bench reports it)."""
-    from nanochat_cli.model.gpt import GPT, GPTConfig, prepare_for_training
+    from nanochat_cli.model.compiled import prepare_for_training
+    from nanochat_cli.model.gpt import GPT, GPTConfig
     from nanochat_cli.model.optim import build_optimizers
     from nanochat_cli.model.precision import resolve_device, resolve_dtype
 

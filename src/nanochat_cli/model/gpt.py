@@ -272,11 +272,3 @@ class GPT(nn.Module):
             return logits
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1,
                                reduction=loss_reduction)
-
-
-def prepare_for_training(model: GPT, cfg, device, dtype) -> GPT:
-    """The fast training step for this device and dtype (casts, compile with eager fallback, chunked
-    loss head); returns the same model object, so state_dict keys are unchanged. See model/compiled.py."""
-    from nanochat_cli.model.compiled import prepare_for_training as _prepare
-
-    return _prepare(model, cfg, device, dtype)

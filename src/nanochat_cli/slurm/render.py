@@ -198,7 +198,7 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
 
 def write_jobs(rendered: Rendered, out_dir: Path) -> list[Path]:
     """Write the scripts (atomically, executable) and create the log dir sbatch needs to exist."""
-    from nanochat_cli.writable import check_writable_dir
+    from nanochat_cli.paths import check_writable_dir
 
     out_dir = Path(out_dir).expanduser()
     # Both checked before either is created: a bad log dir must not leave an empty --out dir behind.

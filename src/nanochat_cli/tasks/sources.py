@@ -21,12 +21,9 @@ REINSTALL = "reinstall nanochat-cli with its dependencies (`pip install nanochat
 
 
 def load_rows(cfg, repo: str, name: str | None, split: str):
-    """One HF dataset config/split, loaded for real from the local cache (data helper's `load_split`)."""
-    try:
-        from nanochat_cli.data.hub import load_split
-    except ImportError:
-        raise PreflightError(f"this build cannot load HF datasets ({repo} {name or ''} {split})",
-                             "use the packaged mixture (mid.mixture = \"packaged\") or install a full build") from None
+    """One HF dataset config/split, loaded for real from the local cache (data.hub.load_split)."""
+    from nanochat_cli.data.hub import load_split
+
     return load_split(cfg, repo, name, split)
 
 

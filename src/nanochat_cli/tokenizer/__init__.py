@@ -10,10 +10,10 @@ versioning recorded sha256 of the ranks file, which is not the version's fingerp
 
 from __future__ import annotations
 
-from nanochat_cli.tokenizer.store import TokenizerVersion, list_tokenizers
+from nanochat_cli.tokenizer.store import TokenizerVersion
 
 
-def load_tokenizer(cfg, fingerprint: str | None = None, *, used_by: str | None = None):
+def load_tokenizer(cfg, fingerprint: str | None = None, *, used_by: str | None = None, any_vocab: bool = False):
     """The tokenizer a run uses.
 
     `tokenizer.kind = "byte"`: the byte-level tokenizer (no files). Otherwise, with `fingerprint` None: the
@@ -21,12 +21,13 @@ def load_tokenizer(cfg, fingerprint: str | None = None, *, used_by: str | None =
     size is not cfg.tokenizer.vocab_size). With `fingerprint` (a version's fingerprint, or the ranks sha256 a
     checkpoint of an earlier release recorded): exactly that version, whatever cfg.tokenizer.vocab_size says,
     or PreflightError naming what is missing; `used_by` names who needs it in that message ("the base
-    checkpoint runs/x/…"). A damaged version is a PreflightError naming the file, never a traceback.
+    checkpoint runs/x/…"). `any_vocab`: the default whatever its size (tokenizer eval compares, it does not
+    train). A damaged version is a PreflightError naming the file, never a traceback.
     A pre-versions <home>/tokenizer is migrated first (tokenizer/legacy.py)."""
     from nanochat_cli.errors import PreflightError
     from nanochat_cli.paths import Paths
     from nanochat_cli.tokenizer import store
-    from nanochat_cli.tokenizer.legacy import migrate_legacy
+    from nanochat_cli.tokenizer.legacy import legacy_problem, migrate_legacy
 
     if cfg.tokenizer.kind == "byte":
         from nanochat_cli.tokenizer.byte_level import ByteTokenizer
@@ -44,13 +45,32 @@ def load_tokenizer(cfg, fingerprint: str | None = None, *, used_by: str | None =
                 "the release that trained it, which is migrated on first use); `nanochat tokenizer list` shows "
                 "what is there")
         return store.load_version(directory)
-    tok = store.load_version(store.default_dir(paths))
-    if tok.vocab_size != cfg.tokenizer.vocab_size:
+    tok = store.load_version(store.default_dir(paths, legacy_problem(paths)))
+    if not any_vocab and tok.vocab_size != cfg.tokenizer.vocab_size:
         raise PreflightError(f"the default tokenizer {tok.fingerprint[:12]} has {tok.vocab_size:,} tokens but "
                              f"tokenizer.vocab_size is {cfg.tokenizer.vocab_size:,}",
                              "train one of that size: `nanochat tokenizer train` (or `nanochat tokenizer use` "
                              "one from `nanochat tokenizer list`)")
     return tok
+
+
+def list_tokenizers(paths) -> list[TokenizerVersion]:
+    """Every stored version (store.list_versions), after migrating a pre-versions home."""
+    from nanochat_cli.tokenizer import store
+    from nanochat_cli.tokenizer.legacy import migrate_legacy
+
+    migrate_legacy(paths)
+    return store.list_versions(paths)
+
+
+def use_tokenizer(paths, prefix: str):
+    """`nanochat tokenizer use`: make the version `prefix` names the default (store.use_version), after
+    migrating a pre-versions home."""
+    from nanochat_cli.tokenizer import store
+    from nanochat_cli.tokenizer.legacy import migrate_legacy
+
+    migrate_legacy(paths)
+    return store.use_version(paths, prefix)
 
 
 def load_recorded_tokenizer(cfg, recorded: dict | None, where: str | None = None):
@@ -79,4 +99,5 @@ def tokenizer_matches(tokenizer, fingerprint: str | None) -> bool:
     return fingerprint in (own, getattr(tokenizer, "ranks_sha256", None))
 
 
-__all__ = ["TokenizerVersion", "list_tokenizers", "load_recorded_tokenizer", "load_tokenizer", "tokenizer_matches"]
+__all__ = ["TokenizerVersion", "list_tokenizers", "load_recorded_tokenizer", "load_tokenizer", "tokenizer_matches",
+           "use_tokenizer"]

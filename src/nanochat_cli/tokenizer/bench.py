@@ -97,10 +97,8 @@ def bench_tokenizer(rounds: int = 7, loader_seconds: float = 3.0, progress=None)
 
 
 def _loader_throughput(files, tokenizer, cfg, seconds: float, say) -> dict:
-    try:
-        from nanochat_cli.data.loader import measure_loader_throughput
-    except ImportError:
-        return {"loader_tokens_per_s": None, "loader_note": "data.loader is not in this build"}
+    from nanochat_cli.data.loader import measure_loader_throughput
+
     say(f"dataloader tokens/s ({seconds:.0f} s, batch {cfg.train.device_batch_size} × {cfg.model.seq_len})…")
     r = measure_loader_throughput(files, tokenizer, cfg.train.device_batch_size, cfg.model.seq_len, seconds=seconds)
     return {"loader_tokens_per_s": r["tokens_per_s"], "loader_batch_size": r["batch_size"],

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
-import time
 from collections.abc import Iterable, Sequence
 
-from nanochat_cli.errors import PreflightError, UsageError
+from nanochat_cli.errors import UsageError
 from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
 
 # GPT-4's (cl100k) split pattern with \p{N}{1,3} narrowed to \p{N}{1,2} (nanochat's choice for small vocabs).
@@ -27,7 +25,7 @@ SPLIT_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}|
 MIN_VOCAB = 256 + len(SPECIAL_TOKENS)
 
 
-def _byte_alphabet() -> dict[str, int]:
+def byte_alphabet() -> dict[str, int]:
     """The byte-level alphabet (printable char → byte): printable Latin-1 bytes stand for themselves, the other 68
     bytes get the code points 256, 257, … in byte order, so no byte maps to whitespace or a control character."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
@@ -58,7 +56,7 @@ def train_ranks(texts: Iterable[str], vocab_size: int) -> dict[bytes, int]:
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
     hf.train_from_iterator(texts, trainer)
     merges = json.loads(hf.to_str())["model"]["merges"]
-    alphabet = _byte_alphabet()
+    alphabet = byte_alphabet()
 
     def to_bytes(symbol: str) -> bytes:
         return bytes(alphabet[c] for c in symbol)
@@ -90,7 +88,7 @@ def parse_ranks(data: bytes) -> dict[bytes, int]:
 
 class BPETokenizer:
     """Our trained BPE at run time: a `tiktoken.Encoding` plus the special-token ids and two identities:
-    `fingerprint` (the version, store.fingerprint_of) and `ranks_sha256` (sha256 of the ranks file, which
+    `fingerprint` (the version, fingerprint.fingerprint_of) and `ranks_sha256` (sha256 of the ranks file, which
     checkpoints of releases before versioning stored as their fingerprint; see `tokenizer_matches`)."""
 
     kind = "bpe"
@@ -104,7 +102,7 @@ class BPETokenizer:
         self._enc = tiktoken.Encoding(name="nanochat-bpe", pat_str=pattern, mergeable_ranks=ranks,
                                       special_tokens=self._special)
         if ranks_sha256 is None or fingerprint is None:  # built in memory (tests, bench): derive both
-            from nanochat_cli.tokenizer.store import new_meta
+            from nanochat_cli.tokenizer.fingerprint import new_meta
 
             derived = new_meta(ranks_to_file_bytes(ranks), n, pattern, {})
             ranks_sha256 = ranks_sha256 or derived["ranks_sha256"]
@@ -149,78 +147,3 @@ class BPETokenizer:
 
     def token_bytes(self, token_id: int) -> bytes:
         return self._enc.decode_single_token_bytes(token_id)
-
-
-def train_tokenizer(cfg, progress=None) -> dict:
-    """`nanochat tokenizer train`: BPE on cfg.tokenizer.train_chars of the train shards (doc_cap per document),
-    stored as a new version under <home>/tokenizers/<fingerprint>/ and made the default for new runs; versions
-    stored before are not touched. Holds the store's lock throughout, so a second `tokenizer train` on the same
-    home waits (and, on the same data, makes the same version). Builds the embedded corpus first when
-    data.source is embedded and it is missing."""
-    from nanochat_cli.data.download import ensure_writable_dir
-    from nanochat_cli.data.shards import iter_texts, list_shards, shard_paths
-    from nanochat_cli.locks import describe_holder, hold
-    from nanochat_cli.paths import Paths
-    from nanochat_cli.tokenizer import store
-    from nanochat_cli.tokenizer.legacy import migrate_legacy
-
-    t = cfg.tokenizer
-    paths = Paths.of(cfg)
-    say = progress or (lambda message: None)
-    ensure_writable_dir(paths.tokenizers)  # fail in milliseconds, not after training
-    if t.vocab_size < MIN_VOCAB:  # the config validates this too; kept for callers that build values by hand
-        raise UsageError(f"tokenizer.vocab_size {t.vocab_size} is smaller than {MIN_VOCAB}",
-                         f"set tokenizer.vocab_size to at least {MIN_VOCAB}")
-    migrate_legacy(paths)  # an old home's tokenizer becomes a version before a new one can become the default
-
-    def waiting(held) -> None:  # said even without a progress callback: a silent wait looks like a hang
-        line = f"waiting for the tokenizer lock held by {describe_holder(held.pid, held.host)}…"
-        if progress:
-            progress(line)
-        else:
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-
-    with hold(paths.tokenizer_lock, wait=True, what="the tokenizer store", on_wait=waiting):
-        if cfg.data.source == "embedded":  # build it on first use; afterwards verify (~40 ms) and repair
-            from nanochat_cli.data.embedded import ensure_embedded_corpus
-
-            if not shard_paths(cfg):
-                say("building the embedded corpus (first run only)…")
-            ensure_embedded_corpus(cfg)
-        train_files, val_file = list_shards(cfg)
-        files = train_files or [val_file]  # one shard only: train on it (nothing else exists)
-        stats = {"chars": 0, "docs": 0}
-
-        def texts():
-            for text in iter_texts(files, t.train_chars, t.doc_cap):
-                stats["chars"] += len(text)
-                stats["docs"] += 1
-                yield text
-
-        say(f"training a {t.vocab_size:,}-token BPE on up to {t.train_chars:,} chars of {len(files)} shard(s)…")
-        t0 = time.perf_counter()
-        ranks = train_ranks(texts(), t.vocab_size)
-        seconds = time.perf_counter() - t0
-        if stats["chars"] == 0:
-            raise UsageError(f"the training shards ({', '.join(p.name for p in files)}) contain no text",
-                             "delete them and run `nanochat data fetch base` again")
-        wanted = t.vocab_size - len(SPECIAL_TOKENS)
-        if len(ranks) < wanted:
-            raise UsageError(f"{stats['chars']:,} chars of text allow only {len(ranks) + len(SPECIAL_TOKENS):,} "
-                             f"tokens, fewer than tokenizer.vocab_size {t.vocab_size:,}",
-                             "lower tokenizer.vocab_size or raise tokenizer.train_chars")
-        info = {"train_chars": stats["chars"], "train_docs": stats["docs"], "seconds": round(seconds, 3),
-                "doc_cap": t.doc_cap, "shards": [p.name for p in files], "source": cfg.data.source}
-        data = ranks_to_file_bytes(ranks)
-        meta = store.new_meta(data, len(ranks), SPLIT_PATTERN, info)
-        try:
-            previous = store.read_default(paths)
-        except PreflightError:
-            previous = None  # a damaged default file is replaced by this version
-        directory, new = store.install_version(paths, meta, {store.TOKEN_FILE: data})
-        store.set_default(paths, meta["fingerprint"])
-        others = [d.name for d in store.version_dirs(paths) if d.name != meta["fingerprint"]]
-    return {**info, "vocab_size": meta["vocab_size"], "fingerprint": meta["fingerprint"],
-            "ranks_sha256": meta["ranks_sha256"], "dir": str(directory), "new": new,
-            "previous_default": previous, "other_versions": len(others), "tokenizers": str(paths.tokenizers)}

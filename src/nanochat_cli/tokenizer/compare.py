@@ -23,22 +23,12 @@ CL100K_SPECIAL = {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_midd
                   "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}
 
 
-def load_default_any_vocab(cfg):
-    """The default version (migrating a pre-versions home first), without load_tokenizer's vocab-size check."""
-    from nanochat_cli.tokenizer import store
-    from nanochat_cli.tokenizer.legacy import migrate_legacy
-
-    paths = Paths.of(cfg)
-    migrate_legacy(paths)
-    return store.load_version(store.default_dir(paths))
-
-
 def reference_encodings(paths: Paths) -> dict:
     """{"gpt2": Encoding, "cl100k": Encoding} from the seeded files (seeding them first if needed)."""
     import tiktoken
 
     from nanochat_cli.data.tiktoken_files import FILES, seed_tiktoken_cache
-    from nanochat_cli.tokenizer.bpe import _byte_alphabet, parse_ranks
+    from nanochat_cli.tokenizer.bpe import byte_alphabet, parse_ranks
 
     try:
         directory = seed_tiktoken_cache(paths)
@@ -53,7 +43,7 @@ def reference_encodings(paths: Paths) -> dict:
         raise NanochatError(f"the seeded tiktoken files in {directory} cannot be read ({type(e).__name__})",
                             f"delete {directory} and run the command again") from None
     # GPT-2's encoder.json maps byte-alphabet strings to ranks; tiktoken derives the same ranks from vocab.bpe.
-    alphabet = _byte_alphabet()
+    alphabet = byte_alphabet()
     gpt2_ranks = {bytes(alphabet[c] for c in token): rank for token, rank in encoder.items()
                   if token != "<|endoftext|>"}
     return {
@@ -84,7 +74,9 @@ def compare_tokenizers(cfg, ours=None) -> dict:
     vocab size: eval compares, it does not train), gpt2 and cl100k. Raises NanochatError if any tokenizer fails
     to round-trip a text (decode(encode(x)) != x)."""
     if ours is None:
-        ours = load_default_any_vocab(cfg)
+        from nanochat_cli.tokenizer import load_tokenizer
+
+        ours = load_tokenizer(cfg, any_vocab=True)
     encoders = {"ours": ours.encode}
     refs = reference_encodings(Paths.of(cfg))
     encoders.update({name: enc.encode_ordinary for name, enc in refs.items()})

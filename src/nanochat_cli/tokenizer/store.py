@@ -32,13 +32,13 @@ from pathlib import Path
 
 from nanochat_cli.errors import PreflightError
 from nanochat_cli.paths import Paths, atomic_write_json, atomic_write_text, ensure_dir
+from nanochat_cli.tokenizer.fingerprint import fingerprint_of, special_ids
+from nanochat_cli.tokenizer.fingerprint import new_meta  # noqa: F401 - part of the store's API (training, legacy, tests)
 from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
 
 TOKEN_FILE = "tokenizer.tiktoken"
 META_FILE = "tokenizer.json"
 EVAL_FILE = "eval.json"
-FORMAT = 2  # 1 was the single <home>/tokenizer/ directory (tokenizer/legacy.py)
-FINGERPRINT_FIELDS = ("kind", "pattern", "ranks_sha256", "special_tokens")
 REQUIRED = {"fingerprint": str, "kind": str, "pattern": str, "ranks_sha256": str, "special_tokens": dict,
             "vocab_size": int}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -50,27 +50,6 @@ ROUND_TRIP = ("Hello, World! It's 2026: 3.14159 + 271 = 274.14159.\n\n\tindented
 
 def is_fingerprint(text: str) -> bool:
     return isinstance(text, str) and _HEX64.fullmatch(text) is not None
-
-
-def fingerprint_of(meta: dict) -> str:
-    """The fingerprint of a version from its metadata (the four FINGERPRINT_FIELDS; see the module header)."""
-    canonical = json.dumps({k: meta[k] for k in FINGERPRINT_FIELDS}, sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=True)
-    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
-
-
-def special_ids(n_ranks: int) -> dict[str, int]:
-    """nanochat's special tokens take the ids right after the last rank, in SPECIAL_TOKENS order."""
-    return {name: n_ranks + i for i, name in enumerate(SPECIAL_TOKENS)}
-
-
-def new_meta(data: bytes, n_ranks: int, pattern: str, extra: dict) -> dict:
-    """The tokenizer.json of a version whose ranks file is `data` (training statistics etc. in `extra`)."""
-    meta = {**extra, "format": FORMAT, "kind": "bpe", "pattern": pattern, "special_tokens": special_ids(n_ranks),
-            "ranks_sha256": hashlib.sha256(data).hexdigest(), "vocab_size": n_ranks + len(SPECIAL_TOKENS)}
-    meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    meta["fingerprint"] = fingerprint_of(meta)
-    return meta
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -271,13 +250,12 @@ def _choose_fix() -> str:
            "`nanochat tokenizer train`"
 
 
-def default_dir(paths: Paths) -> Path:
-    """The default version's directory, or PreflightError saying why there is none and how to get one."""
-    from nanochat_cli.tokenizer.legacy import legacy_problem
-
+def default_dir(paths: Paths, legacy_problem: str | None = None) -> Path:
+    """The default version's directory, or PreflightError saying why there is none and how to get one
+    (`legacy_problem`: why an earlier release's tokenizer could not be migrated, from tokenizer/legacy.py)."""
     default = read_default(paths)
     if default is None:
-        old = legacy_problem(paths)
+        old = legacy_problem
         if old:
             raise PreflightError(f"no default tokenizer, and the one of an earlier release cannot be moved into "
                                  f"{paths.tokenizers}: {old}", "retrain: `nanochat tokenizer train`")
@@ -346,12 +324,9 @@ class TokenizerVersion:
         return asdict(self)
 
 
-def list_tokenizers(paths: Paths) -> list[TokenizerVersion]:
+def list_versions(paths: Paths) -> list[TokenizerVersion]:
     """Every stored version, oldest first, each validated without building its encoder (~2 ms per 1 MB of
-    ranks). A damaged one is listed with its problem, not skipped. Migrates a pre-versions home first."""
-    from nanochat_cli.tokenizer.legacy import migrate_legacy
-
-    migrate_legacy(paths)
+    ranks). A damaged one is listed with its problem, not skipped."""
     try:
         default = read_default(paths)
     except PreflightError:
@@ -394,9 +369,6 @@ def use_version(paths: Paths, prefix: str):
     damaged version never becomes the default). Returns the tokenizer. It does not take the store's lock: the
     default is one atomic rename, and waiting out a `tokenizer train` (minutes to hours) to change a pointer that
     training will set again when it finishes would only look like a hang."""
-    from nanochat_cli.tokenizer.legacy import migrate_legacy
-
-    migrate_legacy(paths)
     tok = load_version(resolve_prefix(paths, prefix))
     set_default(paths, tok.fingerprint)
     return tok

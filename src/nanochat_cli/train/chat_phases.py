@@ -1,11 +1,6 @@
-"""Mid and SFT plugged into the one training loop: their training settings (`phase_view`) and their data
-(`mid_data`/`sft_data`, registered with `phases.register`).
-
-`phase_view(cfg, phase)` returns a copy of the config whose [train] section holds the phase's batch
-sizes, learning rates (× init_lr_frac) and schedule, so the loop needs no phase branches; the run keeps
-the original config (the view is never saved), so applying it again on resume gives the same values.
-SFT's schedule is nanochat's: no warm-up, linear decay from 0.02× to 0 over all steps; mid's is
-constant then the last 20% down to 0. Mid's default length, one pass over the mixture, is estimated
+"""Mid and SFT data for the one training loop (`mid_data`/`sft_data`, mapped in phases.BUILDERS): packed or
+padded conversations of their task mixtures, checked by the preflight first. Mid's default length, one pass
+over the mixture, is estimated
 from 1,000 rendered conversations (a second or two) because packing makes the exact count a full
 tokenization pass (minutes for nanochat's 848K conversations).
 """
@@ -14,41 +9,7 @@ from __future__ import annotations
 
 import math
 
-from nanochat_cli.errors import UsageError
-from nanochat_cli.train.phases import PhaseData, register
-
-CHAT_PHASES = ("mid", "sft")
-
-
-def phase_view(cfg, phase: str):
-    """`cfg` as the loop should see it for `phase` (base: unchanged)."""
-    if phase not in CHAT_PHASES:
-        return cfg
-    from nanochat_cli.config import Config
-
-    section, t, T, world = getattr(cfg, phase), cfg.train, cfg.model.seq_len, cfg.world_size
-    lr = {k: getattr(t, k) * section.init_lr_frac for k in ("embedding_lr", "unembedding_lr", "matrix_lr")}
-    if phase == "mid":
-        B = section.device_batch_size or t.device_batch_size
-        total = section.total_batch_size or t.total_batch_size
-        if total % (B * T * world):
-            raise UsageError(f"mid batch: {total} tokens per step is not a multiple of device_batch_size × seq_len × "
-                             f"world = {B} × {T} × {world}", "set mid.total_batch_size or mid.device_batch_size")
-        over = dict(device_batch_size=B, total_batch_size=total, warmup_ratio=0.0,
-                    warmdown_ratio=section.warmdown_ratio, final_lr_frac=section.final_lr_frac)
-    else:
-        B = section.device_batch_size
-        if section.examples_per_step % (B * world):
-            raise UsageError(f"sft.examples_per_step {section.examples_per_step} is not a multiple of "
-                             f"sft.device_batch_size × world = {B} × {world}",
-                             "set sft.examples_per_step to a multiple of it")
-        over = dict(device_batch_size=B, total_batch_size=section.examples_per_step * T, warmup_ratio=0.0,
-                    warmdown_ratio=1.0, final_lr_frac=0.0)
-    over.update(lr, eval_every=section.eval_every, num_iterations=section.num_iterations)
-    data = cfg.model_dump()
-    data["train"].update(over)
-    return Config(**data)
-
+from nanochat_cli.train.phase_data import PhaseData
 
 def _val_factory(task, make_loader, steps: int):
     def val():
@@ -58,7 +19,6 @@ def _val_factory(task, make_loader, steps: int):
     return val
 
 
-@register("mid")
 def mid_data(cfg, tokenizer, rank: int = 0, world_size: int = 1, init_problem: str | None = None) -> PhaseData:
     from nanochat_cli.train.chat_loader import PackedChatLoader, estimate_tokens_per_conversation
     from nanochat_cli.train.preflight import preflight_phase
@@ -79,7 +39,6 @@ def mid_data(cfg, tokenizer, rank: int = 0, world_size: int = 1, init_problem: s
                      init_from="base", num_iterations=num_iterations, summary=_summary(train, val))
 
 
-@register("sft")
 def sft_data(cfg, tokenizer, rank: int = 0, world_size: int = 1, init_problem: str | None = None) -> PhaseData:
     from nanochat_cli.train.chat_loader import PaddedChatLoader
     from nanochat_cli.train.preflight import preflight_phase

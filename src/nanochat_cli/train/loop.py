@@ -28,8 +28,9 @@ from nanochat_cli.errors import NanochatError, PreflightError, UsageError
 from nanochat_cli.paths import Paths
 from nanochat_cli.runs import DONE, FAILED, INTERRUPTED, RUNNING, Manifest, writing_run
 from nanochat_cli.signals import StopFlag, exit_code_for
-from nanochat_cli.train import dist
-from nanochat_cli.train.phases import PhaseData, build_phase_data, load_phase_tokenizer
+from nanochat_cli import dist
+from nanochat_cli.train.phase_data import PhaseData
+from nanochat_cli.train.phases import build_phase_data, load_phase_tokenizer
 from nanochat_cli.train.progress import Progress, peak_flops
 from nanochat_cli.train.schedule import apply_schedule
 
@@ -140,7 +141,7 @@ def _claim_run(stack: ExitStack, paths: Paths, phase: str, requested: str | None
                resume: bool, rank0: bool):
     """Rank 0 picks the run (train/which_run.py), takes its writer lock for the rest of the phase (held by
     `stack`) and checks the phase may start there; every rank learns the choice, or the same error."""
-    from nanochat_cli.data.download import ensure_writable_dir
+    from nanochat_cli.paths import ensure_writable_dir
     from nanochat_cli.train.which_run import check_phase_free, pick_run
 
     outcome = None
@@ -171,7 +172,7 @@ def _starting_point(paths: Paths, phase: str, run_id: str, resume: bool, init_ru
                     world_size: int, rank0: bool):
     """(checkpoint to resume, checkpoint whose weights initialise the model, init note). Both None = random."""
     from nanochat_cli.checkpoint_lookup import load_phase_checkpoint
-    from nanochat_cli.train.phases import INIT_FROM
+    from nanochat_cli.train.phase_data import INIT_FROM
 
     ckpt_dir = paths.run_checkpoints(run_id, phase)
     if resume:
@@ -207,7 +208,7 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
 def _run_phase(stack: ExitStack, cfg, phase: str, resume: bool, run_id: str | None, tokenizer,
                data: PhaseData | None, manifest: Manifest | None) -> PhaseResult:
     from nanochat_cli.track import Tracker
-    from nanochat_cli.train.chat_phases import phase_view
+    from nanochat_cli.train.phases import phase_view
 
     # ----- processes, device, threads
     info = dist.dist_info()
@@ -248,7 +249,8 @@ def _run_phase(stack: ExitStack, cfg, phase: str, resume: bool, run_id: str | No
                                          where=str(start_from.path) if start_from else None)
     data = data if data is not None else build_phase_data(cfg, phase, tokenizer, info.rank, info.world_size,
                                                           init_problem=choice.init_problem)
-    from nanochat_cli.model.gpt import GPT, GPTConfig, prepare_for_training
+    from nanochat_cli.model.compiled import prepare_for_training
+    from nanochat_cli.model.gpt import GPT, GPTConfig
     from nanochat_cli.model.optim import build_optimizers
 
     if cfg.model.file is not None:  # learn mode: the learner's own GPT, checked to be a drop-in

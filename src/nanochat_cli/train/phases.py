@@ -1,50 +1,23 @@
-"""What makes base, mid and SFT different: only their data, the checkpoint they start from, and the
-tokenizer check. The loop (loop.py) is the same for all three; a phase plugs in by registering a
-builder here that returns a `PhaseData`.
+"""What makes base, mid and SFT different: only their data, their training settings, the checkpoint they
+start from, and the tokenizer. The loop (loop.py) is the same for all three; `BUILDERS` maps each phase to
+the function that returns its `PhaseData`, and `phase_view` gives the loop the phase's settings.
 
-Base reads the parquet shards (`data.shards.list_shards`) through `data.loader.TokenLoader`; mid and
-SFT builders are registered by the tasks package (helper `tasks`, issue 6). A builder runs before any
-model is built, so a missing prerequisite fails in seconds (PreflightError naming the fix command).
+Base reads the parquet shards (`data.shards.list_shards`) through `data.loader.TokenLoader`; mid and SFT read
+task mixtures (chat_phases.py). A builder runs before any model is built, so a missing prerequisite fails
+in seconds (PreflightError naming the fix command). `phase_view(cfg, phase)` returns a copy of the config
+whose [train] section holds the phase's batch sizes, learning rates (× init_lr_frac) and schedule, so the
+loop needs no phase branches; the run keeps the original config (the view is never saved), so applying it
+again on resume gives the same values. SFT's schedule is nanochat's: no warm-up, linear decay from 0.02× to 0
+over all steps; mid's is constant then the last 20% down to 0.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Callable
 
 from nanochat_cli.errors import PreflightError, UsageError
-
-# phase -> phase whose checkpoint initialises its weights (None = random init)
-INIT_FROM = {"base": None, "mid": "base", "sft": "mid"}
-INIT_NEEDED = tuple(p for p, pre in INIT_FROM.items() if pre is not None)
-
-
-@dataclass
-class PhaseData:
-    """A phase's data. `train` yields (inputs, targets) int64 (B, T) batches forever and has
-    `state_dict()`/`load_state_dict()` so a resume continues the same stream; `val` makes a fresh
-    iterable of validation batches each time it is called (None = no periodic val bpb)."""
-
-    train: Any
-    val: Callable[[], Iterable] | None = None
-    val_steps: int = 0
-    init_from: str | None = None
-    num_iterations: int | None = None  # set by phases whose length follows from their data (mid/SFT epochs)
-    summary: str = ""  # one line about the data, shown when training starts
-
-
-Builder = Callable[..., PhaseData]
-BUILDERS: dict[str, Builder] = {}
-
-
-def register(phase: str):
-    """Decorator: `@register("mid") def mid_data(cfg, tokenizer, rank, world_size) -> PhaseData`."""
-
-    def deco(fn: Builder) -> Builder:
-        BUILDERS[phase] = fn
-        return fn
-
-    return deco
+from nanochat_cli.train.chat_phases import mid_data, sft_data
+from nanochat_cli.train.phase_data import INIT_FROM, INIT_NEEDED, PhaseData
 
 
 def load_phase_tokenizer(cfg, recorded: dict | None = None, where: str | None = None):
@@ -60,25 +33,45 @@ def build_phase_data(cfg, phase: str, tokenizer, rank: int = 0, world_size: int 
                      init_problem: str | None = None) -> PhaseData:
     """The phase's data; `init_problem` (why there is no checkpoint to start from) is reported by mid/SFT
     together with every other preflight problem."""
-    if phase not in BUILDERS:
-        _import_plugins()
-    if phase not in BUILDERS:
-        raise PreflightError(f"no data source for phase {phase!r} in this build",
-                             "phases mid and sft need the tasks package (issue 6)")
-    builder = BUILDERS[phase]
-    data = builder(cfg, tokenizer, rank, world_size, init_problem=init_problem) if phase in INIT_NEEDED \
-        else builder(cfg, tokenizer, rank, world_size)
+    if phase in INIT_NEEDED:
+        data = BUILDERS[phase](cfg, tokenizer, rank, world_size, init_problem=init_problem)
+    else:
+        data = BUILDERS[phase](cfg, tokenizer, rank, world_size)
     if data.init_from is None:
-        data.init_from = INIT_FROM.get(phase)
+        data.init_from = INIT_FROM[phase]
     return data
 
 
-def _import_plugins() -> None:
-    # chat_phases registers the mid/SFT builders on import (kept apart: it pulls in the tasks package).
-    import nanochat_cli.train.chat_phases  # noqa: F401
+def phase_view(cfg, phase: str):
+    """`cfg` as the loop should see it for `phase` (base: unchanged)."""
+    if phase not in INIT_NEEDED:  # base: unchanged
+        return cfg
+    from nanochat_cli.config import Config
+
+    section, t, T, world = getattr(cfg, phase), cfg.train, cfg.model.seq_len, cfg.world_size
+    lr = {k: getattr(t, k) * section.init_lr_frac for k in ("embedding_lr", "unembedding_lr", "matrix_lr")}
+    if phase == "mid":
+        B = section.device_batch_size or t.device_batch_size
+        total = section.total_batch_size or t.total_batch_size
+        if total % (B * T * world):
+            raise UsageError(f"mid batch: {total} tokens per step is not a multiple of device_batch_size × seq_len × "
+                             f"world = {B} × {T} × {world}", "set mid.total_batch_size or mid.device_batch_size")
+        over = dict(device_batch_size=B, total_batch_size=total, warmup_ratio=0.0,
+                    warmdown_ratio=section.warmdown_ratio, final_lr_frac=section.final_lr_frac)
+    else:
+        B = section.device_batch_size
+        if section.examples_per_step % (B * world):
+            raise UsageError(f"sft.examples_per_step {section.examples_per_step} is not a multiple of "
+                             f"sft.device_batch_size × world = {B} × {world}",
+                             "set sft.examples_per_step to a multiple of it")
+        over = dict(device_batch_size=B, total_batch_size=section.examples_per_step * T, warmup_ratio=0.0,
+                    warmdown_ratio=1.0, final_lr_frac=0.0)
+    over.update(lr, eval_every=section.eval_every, num_iterations=section.num_iterations)
+    data = cfg.model_dump()
+    data["train"].update(over)
+    return Config(**data)
 
 
-@register("base")
 def base_data(cfg, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:
     from nanochat_cli.data.loader import TokenLoader
     from nanochat_cli.data.shards import list_shards
@@ -101,3 +94,6 @@ def base_data(cfg, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:
         return validation_batches(cfg, tokenizer, rank, world_size, tokens=cfg.train.eval_tokens)
 
     return PhaseData(train=train, val=val, val_steps=val_steps)
+
+
+BUILDERS: dict[str, Callable[..., PhaseData]] = {"base": base_data, "mid": mid_data, "sft": sft_data}

@@ -13,7 +13,7 @@ nothing but this message. It never downloads and never skips a phase: no partial
 from __future__ import annotations
 
 from nanochat_cli.errors import NanochatError, PreflightError
-from nanochat_cli.train.phases import INIT_FROM
+from nanochat_cli.train.phase_data import INIT_FROM
 
 
 def _fix_of(err: Exception, phase: str) -> str:

@@ -25,7 +25,7 @@ from nanochat_cli.paths import PHASES, Paths
 from nanochat_cli import checkpoint as ck
 from nanochat_cli.runs import (DONE, PENDING, Manifest, check_run_name, latest_unfinished_run, list_runs,
                                load_named_run)
-from nanochat_cli.train.phases import INIT_FROM
+from nanochat_cli.train.phase_data import INIT_FROM
 
 
 @dataclass
@@ -177,7 +177,7 @@ def execute_plan(cfg, plan: ResumePlan, run_phase_fn=None) -> list:
     """Run the plan's phases in order; stops after a phase that was interrupted."""
     from nanochat_cli.train.loop import run_phase
 
-    from nanochat_cli.train.dist import dist_info
+    from nanochat_cli.dist import dist_info
 
     run_phase_fn = run_phase_fn or run_phase
     paths = Paths.of(cfg)

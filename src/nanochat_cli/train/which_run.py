@@ -18,7 +18,7 @@ from nanochat_cli import checkpoint as ck
 from nanochat_cli.errors import PreflightError, UsageError
 from nanochat_cli.paths import Paths
 from nanochat_cli.runs import DONE, Manifest, check_run_name, is_placeholder, new_run_name
-from nanochat_cli.train.phases import INIT_FROM
+from nanochat_cli.train.phase_data import INIT_FROM
 
 
 @dataclass
