@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nanochat_cli.errors import NanochatError, UsageError
+from nanochat_cli.paths import sha256_file
 
 MODEL_FILE = "model.safetensors"
 META_FILE = "meta.json"
@@ -101,14 +102,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Writing
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -167,7 +160,7 @@ def save_checkpoint(directory: Path, step: int, model_state: dict, optim_state: 
         _fsync_file(tmp / MODEL_FILE)
         files = [MODEL_FILE] + [optim_file(r) for r in range(world_size)]
         full_meta = dict(meta, step=step, world_size=world_size, format_version=FORMAT_VERSION,
-                         files={name: _sha256(tmp / name) for name in files})
+                         files={name: sha256_file(tmp / name) for name in files})
         full_meta["meta_sha256"] = meta_digest(full_meta)
         with open(tmp / META_FILE, "w", encoding="utf-8") as f:  # last: its presence marks completeness
             json.dump(full_meta, f, indent=1, sort_keys=True)
@@ -343,7 +336,7 @@ def verify_checkpoint(path: Path, deep: bool = True) -> str | None:
         f = path / name
         if not f.is_file():
             return f"{name} missing"
-        if deep and _sha256(f) != digest:
+        if deep and sha256_file(f) != digest:
             return f"{name} checksum mismatch"
     return None
 

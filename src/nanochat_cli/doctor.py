@@ -121,11 +121,6 @@ def check_home(ctx: Context) -> list[Result]:
     return [Result("home writable", OK, f"{home}{where}")]
 
 
-def _param_estimate(cfg) -> int:
-    w, d, v = cfg.model.width, cfg.model.depth, cfg.tokenizer.vocab_size
-    return 12 * d * w * w + 2 * v * w  # attention 4w² + MLP 8w² per block, untied embedding + lm_head
-
-
 @register
 def check_disk(ctx: Context) -> list[Result]:
     cfg = ctx.cfg
@@ -133,7 +128,9 @@ def check_disk(ctx: Context) -> list[Result]:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
-    per_ckpt = _param_estimate(cfg) * CKPT_BYTES_PER_PARAM
+    from nanochat_cli.model.sizes import config_counts
+
+    per_ckpt = config_counts(cfg)["total"] * CKPT_BYTES_PER_PARAM
     need = per_ckpt * cfg.train.keep_last * len(ctx.phases)
     detail = (f"{free / 1e9:.1f} GB free at {probe}; {len(ctx.phases)} phase(s) × {cfg.train.keep_last} checkpoints "
               f"× ~{per_ckpt / 1e9:.2f} GB need ~{need / 1e9:.1f} GB")

@@ -170,6 +170,20 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+def sha256_file(path: Path) -> str | None:
+    """sha256 of a file's bytes, read in 1 MB chunks (~1 s per GB); None when it cannot be read."""
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
 def ensure_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from nanochat_cli.errors import UsageError
+from nanochat_cli.hardware import GPU_DOLLARS_PER_HOUR, profile_gpu, usable_cpus
 from nanochat_cli.paths import Paths, atomic_write_bytes, atomic_write_text
 
 PHASE_ORDER = ("base", "mid", "sft")
-GPU_DOLLARS_PER_HOUR = {"a100": 1.8, "h100": 3.0}  # the speedrun's dry-run estimate uses the same prices
 
 
 def _read_json(path: Path) -> Any:
@@ -56,10 +56,9 @@ def resolve_run(cfg, run_id: str | None) -> str:
 
 
 def environment() -> dict[str, Any]:
-    import os
 
     env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                           "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+                           "cpus": usable_cpus()}
     try:
         import torch
 
@@ -125,14 +124,6 @@ def _seconds(entry: dict) -> float | None:
     return None
 
 
-def _gpu_kind(profile: str, run_cfg: dict) -> str | None:
-    if profile.startswith("h100"):
-        return "h100"
-    if profile.startswith("a100") or run_cfg.get("train", {}).get("device") == "cuda":
-        return "a100"
-    return None
-
-
 def _tokenizer_eval(cfg, run_dir: Path, phases: dict) -> dict | None:
     """The run's own tokenizer comparison (speedrun), else the one a standalone `nanochat tokenizer eval`
     saved with the tokenizer version the run's checkpoints name in their meta.json (a version fingerprint, or
@@ -177,7 +168,7 @@ def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
     timings = dict(sorted(timings.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     total = sum(t.get("stage_seconds", t.get("seconds")) or 0 for t in timings.values())
     profile = manifest.get("profile") or run_cfg.get("profile") or cfg.profile
-    gpu = _gpu_kind(profile, run_cfg)
+    gpu = profile_gpu(profile, run_cfg.get("train", {}).get("device"))
     world = (run_cfg.get("dist", {}).get("nproc", 1) or 1) * (run_cfg.get("dist", {}).get("nnodes", 1) or 1)
     cost = None
     if gpu:

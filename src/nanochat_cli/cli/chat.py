@@ -25,7 +25,6 @@ def chat(ctx: typer.Context,
     cfg = build_config(ctx, profile, config, {"chat.source": source, "chat.step": step,
                                               "chat.temperature": temperature, "chat.top_k": top_k,
                                               "chat.max_tokens": max_tokens}).config
-    import os
     import sys
 
     import torch
@@ -34,7 +33,9 @@ def chat(ctx: typer.Context,
     from nanochat_cli.model.engine import GenerationConfig
     from nanochat_cli.model.inference import load_for_inference
 
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    from nanochat_cli.hardware import usable_cpus
+
+    torch.set_num_threads(usable_cpus())
     loaded = load_for_inference(cfg, cfg.chat.source, cfg.chat.step, run=run, depth=depth)
     gen = GenerationConfig(max_tokens=cfg.chat.max_tokens, temperature=cfg.chat.temperature, top_k=cfg.chat.top_k,
                            seed=cfg.train.seed)

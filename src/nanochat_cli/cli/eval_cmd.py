@@ -22,11 +22,12 @@ def _interruptible():
 
 
 def _threads(cfg) -> None:
-    import os
 
     import torch
 
-    torch.set_num_threads(cfg.train.threads or max(1, len(os.sched_getaffinity(0))))
+    from nanochat_cli.hardware import usable_cpus
+
+    torch.set_num_threads(cfg.train.threads or usable_cpus())
 
 
 def _fmt(v) -> str:

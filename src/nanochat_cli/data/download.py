@@ -22,13 +22,10 @@ from pathlib import Path
 from typing import Callable
 
 from nanochat_cli.locks import data_lock
+from nanochat_cli.data.shards import shard_name
 from nanochat_cli.paths import Paths, ensure_dir, ensure_writable_dir
 
 CHUNK = 1 << 16  # bytes per read: an interrupted read loses at most this much of the resume point
-
-
-def shard_name(i: int) -> str:
-    return f"shard_{i:05d}.parquet"
 
 
 class _Retryable(Exception):

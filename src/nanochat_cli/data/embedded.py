@@ -17,7 +17,8 @@ import re
 from pathlib import Path
 
 from nanochat_cli.errors import NanochatError, UsageError
-from nanochat_cli.paths import Paths, atomic_write_bytes, atomic_write_json
+from nanochat_cli.data.shards import shard_name
+from nanochat_cli.paths import Paths, atomic_write_bytes, atomic_write_json, sha256_file
 
 TRANSLATIONS = ("kjv", "asv", "web", "bbe")
 CORPUS_VERSION = 1
@@ -90,14 +91,7 @@ def build_shards() -> dict[str, bytes]:
         raise NanochatError("the embedded corpus came out empty", "reinstall the pythonbible-* packages")
     per = -(-len(train) // TRAIN_SHARDS)
     parts = [train[i * per:(i + 1) * per] for i in range(TRAIN_SHARDS)] + [val]
-    return {f"shard_{i:05d}.parquet": _parquet_bytes(docs) for i, docs in enumerate(parts)}
-
-
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
+    return {shard_name(i): _parquet_bytes(docs) for i, docs in enumerate(parts)}
 
 
 def _manifest_ok(directory: Path) -> list[Path] | None:
@@ -110,7 +104,7 @@ def _manifest_ok(directory: Path) -> list[Path] | None:
         return None
     paths = []
     for name, digest in sorted(manifest["shards"].items()):
-        if _sha256(directory / name) != digest:
+        if sha256_file(directory / name) != digest:
             return None
         paths.append(directory / name)
     return paths
@@ -150,7 +144,7 @@ def _build(cfg, directory: Path) -> list[Path]:
     atomic_write_json(directory / MANIFEST, {"version": CORPUS_VERSION, "shards": digests,
                                              "sources": [f"pythonbible-{v}" for v in TRANSLATIONS]})
     for name, data in blobs.items():
-        if _sha256(directory / name) != digests[name]:
+        if sha256_file(directory / name) != digests[name]:
             atomic_write_bytes(directory / name, data)
     for stale in set(old) - set(blobs):
         (directory / stale).unlink(missing_ok=True)

@@ -16,6 +16,11 @@ from nanochat_cli.errors import PreflightError, UsageError
 from nanochat_cli.paths import Paths
 
 
+def shard_name(i: int) -> str:
+    """The file name of shard `i` (fineweb's and the embedded corpus's alike)."""
+    return f"shard_{i:05d}.parquet"
+
+
 def shard_paths(cfg) -> list[Path]:
     directory = Paths.of(cfg).base_data
     return sorted(directory.glob("shard_*.parquet")) if directory.is_dir() else []

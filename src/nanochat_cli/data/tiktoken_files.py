@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from nanochat_cli.errors import NanochatError
-from nanochat_cli.paths import atomic_write_bytes
+from nanochat_cli.paths import atomic_write_bytes, sha256_file
 
 BLOB = "https://openaipublic.blob.core.windows.net/"
 
@@ -50,20 +50,13 @@ FILES = (
 ENCODINGS = ("gpt2", "cl100k_base")
 
 
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 def seed_tiktoken_cache(paths) -> Path:
     """Write every encoding file into `paths.tiktoken` (skipping those already correct); returns the directory
     to use as TIKTOKEN_CACHE_DIR. Raises NanochatError naming the package when one is missing."""
     out = paths.tiktoken
     for f in FILES:
         dest = out / f.cache_name
-        if _sha256(dest) == f.sha256:
+        if sha256_file(dest) == f.sha256:
             continue
         try:
             data = (resources.files(f.package) / f.member).read_bytes()

@@ -118,33 +118,14 @@ def run_bpb(cfg, source: str = "base", step: int | None = None, run: str | None 
 
     import torch
 
-    from nanochat_cli.eval.core import _device
-    from nanochat_cli.model.inference import load_for_inference
-    from nanochat_cli import dist
+    from nanochat_cli.eval.runner import run_on_checkpoint
 
-    info = dist.dist_info()
-    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank), run=run, depth=depth,
-                                quiet=not info.is_rank0)
-    if info.is_rank0:  # rank 0 records; under torchrun its exit ends the other ranks
-        from nanochat_cli.eval.record import check_recordable
-
-        check_recordable(cfg, loaded.run)  # before the description: a refusal is the command's one line
-    if progress is not None and info.is_rank0:
-        progress(loaded.description)
-    device = next(loaded.model.parameters()).device
-    dist.init(cfg.dist.backend, device.type)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
-    t0 = time.time()
-    try:
+    def work(loaded, device, info):
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+        t0 = time.time()
         bpb = evaluate_bpb(loaded.model, validation_batches(cfg, loaded.tokenizer, info.rank, info.world_size),
                            token_byte_lengths(loaded.tokenizer), device, autocast)
-    finally:
-        dist.cleanup()
-    result = {"metric": "bpb", "bpb": bpb, "source": source, "step": loaded.step, "checkpoint": loaded.path,
-              "run": loaded.run, "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0, "world_size": info.world_size,
-              "rank": info.rank}
-    if info.is_rank0:
-        from nanochat_cli.eval.record import record_result
+        return {"metric": "bpb", "bpb": bpb, "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0}
 
-        record_result(cfg, loaded.run, "bpb", result, {"val_bpb": bpb})
-    return result
+    return run_on_checkpoint(cfg, source, "bpb", work, lambda r: {"val_bpb": r["bpb"]}, step=step, run=run,
+                             depth=depth, progress=progress)

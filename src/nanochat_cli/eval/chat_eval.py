@@ -198,37 +198,19 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
     """`nanochat eval chat`: load the `source` checkpoint and run one task or its whole suite."""
     if source not in ("base", "mid", "sft"):
         raise UsageError(f"unknown model source {source!r}", "use -i mid or -i sft")
-    from nanochat_cli.eval.core import _device
-    from nanochat_cli.model.inference import load_for_inference
-    from nanochat_cli import dist
+    from nanochat_cli.eval.runner import run_on_checkpoint
 
     suite = resolve_suite(cfg, task)
     names = [task] if task else list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)
     for name in names:  # preflight: every dataset loads before any weights do
         build_task(cfg, name)
-    info = dist.dist_info()
-    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank), run=run, depth=depth,
-                                quiet=not info.is_rank0)
-    if info.is_rank0:  # rank 0 records; under torchrun its exit ends the other ranks
-        from nanochat_cli.eval.record import check_recordable
 
-        check_recordable(cfg, loaded.run)  # before the description: a refusal is the command's one line
-    if progress is not None and info.is_rank0:
-        progress(loaded.description)
-    device = next(loaded.model.parameters()).device
-    dist.init(cfg.dist.backend, device.type)
-    try:
-        result = evaluate_chat_model(loaded.model, loaded.tokenizer, cfg, names, suite, device, info.rank,
-                                     info.world_size, progress=progress if info.is_rank0 else None)
-    finally:
-        dist.cleanup()
-    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "run": loaded.run,
-                   "world_size": info.world_size,
-                   "rank": info.rank})
-    if info.is_rank0:
-        from nanochat_cli.eval.record import record_result
+    def work(loaded, device, info):
+        return evaluate_chat_model(loaded.model, loaded.tokenizer, cfg, names, suite, device, info.rank,
+                                   info.world_size, progress=progress if info.is_rank0 else None)
 
-        record_result(cfg, loaded.run, "chat", result,
-                      {"chat_score": result["score"], "suite": suite,
-                       **{f"chat/{k}": v["accuracy"] for k, v in result["tasks"].items()}})
-    return result
+    def metrics(result):
+        return {"chat_score": result["score"], "suite": suite,
+                **{f"chat/{k}": v["accuracy"] for k, v in result["tasks"].items()}}
+
+    return run_on_checkpoint(cfg, source, "chat", work, metrics, step=step, run=run, depth=depth, progress=progress)

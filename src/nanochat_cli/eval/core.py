@@ -230,40 +230,16 @@ def run_core(cfg, source: str = "base", step: int | None = None,
              progress: Callable[[str], None] | None = None, run: str | None = None,
              depth: int | None = None) -> dict[str, Any]:
     """`nanochat eval core`: CORE of the latest (or `step`) checkpoint of `source`."""
-    from nanochat_cli.model.inference import load_for_inference
-    from nanochat_cli import dist
+    from nanochat_cli.eval.runner import run_on_checkpoint
 
     bundle = Paths.of(cfg).eval_bundle
     load_bundle(bundle)  # preflight before loading any weights
-    info = dist.dist_info()
-    loaded = load_for_inference(cfg, source, step, device=_device(cfg, info.local_rank), run=run, depth=depth,
-                                quiet=not info.is_rank0)
-    if info.is_rank0:  # rank 0 records; under torchrun its exit ends the other ranks
-        from nanochat_cli.eval.record import check_recordable
 
-        check_recordable(cfg, loaded.run)  # before the description: a refusal is the command's one line
-    if progress is not None and info.is_rank0:
-        progress(loaded.description)
-    device = next(loaded.model.parameters()).device
-    dist.init(cfg.dist.backend, device.type)  # no-op for a single process
-    try:
-        result = evaluate_core(loaded.model, loaded.tokenizer, bundle, device, cfg.eval.core_max_per_task,
-                               info.rank, info.world_size, progress if info.is_rank0 else None)
-    finally:
-        dist.cleanup()
-    result.update({"source": source, "step": loaded.step, "checkpoint": loaded.path, "run": loaded.run,
-                   "world_size": info.world_size,
-                   "rank": info.rank})
-    if info.is_rank0:
-        from nanochat_cli.eval.record import record_result
+    def work(loaded, device, info):
+        return evaluate_core(loaded.model, loaded.tokenizer, bundle, device, cfg.eval.core_max_per_task,
+                             info.rank, info.world_size, progress if info.is_rank0 else None)
 
-        record_result(cfg, loaded.run, "core", result, {"core": result["core"],
-                      **{f"core/{k}": v["centered"] for k, v in result["tasks"].items()}})
-    return result
+    def metrics(result):
+        return {"core": result["core"], **{f"core/{k}": v["centered"] for k, v in result["tasks"].items()}}
 
-
-def _device(cfg, local_rank: int = 0) -> str:
-    from nanochat_cli.model.precision import resolve_device
-
-    dev = resolve_device(cfg)
-    return f"cuda:{local_rank}" if dev.type == "cuda" else dev.type
+    return run_on_checkpoint(cfg, source, "core", work, metrics, step=step, run=run, depth=depth, progress=progress)

@@ -56,7 +56,8 @@ def _recorded_val_bpb(run_dir, step: int) -> float | None:
 def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say) -> dict[str, Any]:
     from nanochat_cli.eval.bpb import evaluate_bpb, token_byte_lengths, validation_batches
     from nanochat_cli.eval.chat_eval import MINI_TASKS, CHATCORE_TASKS, evaluate_chat_model, resolve_suite
-    from nanochat_cli.eval.core import _device, evaluate_core
+    from nanochat_cli.eval.core import evaluate_core
+    from nanochat_cli.eval.runner import eval_device
     from nanochat_cli.eval.record import jsonable
     from nanochat_cli.model.inference import load_for_inference
     from nanochat_cli.track import Tracker
@@ -64,7 +65,7 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
 
     paths = Paths.of(cfg)
     run_dir = paths.run_dir(run_id)
-    device_name = _device(cfg)
+    device_name = eval_device(cfg)
     cap = cfg.eval.speedrun_max_problems if cfg.eval.speedrun_max_problems >= 0 else cfg.eval.chat_max_problems
     evals: dict[str, Any] = {}
     tracker = Tracker(cfg, run_dir, run_id, "eval")

@@ -9,7 +9,6 @@ while the page cache warms up); it never asserts a bound, the figure is for peop
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -43,10 +42,9 @@ def bench_step(repeats: int = 3) -> dict:
             text = skeleton.splice_reference(text, ref, comp)
         (done / "gpt.py").write_text(text, encoding="utf-8")
         complete = [_time_step(done) for _ in range(repeats)]
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    from nanochat_cli.hardware import usable_cpus
+
+    cores = usable_cpus()
     median = statistics.median(t for t, _ in first)
     return {
         "learn_step_seconds": round(median, 3),

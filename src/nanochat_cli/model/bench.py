@@ -18,10 +18,7 @@ from typing import Callable
 
 import torch
 
-# Peak dense bf16 FLOP/s by GPU name fragment, for MFU (vendor datasheets, without sparsity).
-GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
-                 "4090": 165e12, "3090": 71e12}
-
+from nanochat_cli.hardware import peak_flops
 
 @dataclass
 class BenchSpec:
@@ -47,13 +44,6 @@ def bench_flags(spec: BenchSpec) -> dict:
 def _peak_rss_mb() -> float:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024 if sys.platform != "darwin" else kb / 2**20  # macOS reports bytes
-
-
-def _gpu_peak_flops(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((v for k, v in GPU_PEAK_BF16.items() if k in name), None)
 
 
 def bench_train(cfg, spec: BenchSpec, progress: Callable[[str], None] = lambda m: None) -> dict:
@@ -116,7 +106,7 @@ def bench_train(cfg, spec: BenchSpec, progress: Callable[[str], None] = lambda m
     mean_s, median_s = statistics.mean(totals), statistics.median(totals)
     fwd, bwd, opt = (statistics.median(s[i] for s in splits) for i in range(3))
     flops_per_token = model.estimate_flops()
-    peak = _gpu_peak_flops(device)
+    peak = peak_flops(device)
     return {
         "config": {"depth": spec.depth, "n_embd": model.config.n_embd, "n_head": model.config.n_head,
                    "head_dim": model.config.head_dim, "seq_len": spec.seq_len, "vocab_size": spec.vocab_size,

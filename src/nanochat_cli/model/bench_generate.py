@@ -7,7 +7,6 @@ at 256 new tokens the cache should be ≥5× faster (issue 7's target).
 
 from __future__ import annotations
 
-import os
 import time
 
 SHAPES = {
@@ -46,7 +45,9 @@ def run_bench(new_tokens: int = 256, prompt_len: int = 16, threads: int | None =
 
     from nanochat_cli.model.gpt import GPT, GPTConfig
 
-    threads = threads or len(os.sched_getaffinity(0))
+    from nanochat_cli.hardware import usable_cpus
+
+    threads = threads or usable_cpus()
     torch.set_num_threads(threads)
     out = {"new_tokens": new_tokens, "prompt_tokens": prompt_len, "threads": threads, "models": {}}
     for name, (depth, width, heads, vocab, seq) in SHAPES.items():

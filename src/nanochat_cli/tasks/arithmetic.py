@@ -13,8 +13,7 @@ import random
 
 from nanochat_cli.tasks.gsm8k import evaluate_final_number
 from nanochat_cli.tasks.sources import wonderwords_list
-from nanochat_cli.tasks.spelling import _split_seed
-from nanochat_cli.tasks.task import Conversation, Task
+from nanochat_cli.tasks.task import Conversation, Task, split_seed
 
 NAMES = ("Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal", "Kofi", "Lena",
          "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Victor", "Wen", "Yara", "Zoe")
@@ -38,7 +37,7 @@ class Arithmetic(Task):
 
     def __init__(self, size: int, split: str = "train", **kwargs):
         super().__init__(**kwargs)
-        _split_seed(split, 0)
+        split_seed(split, 0)
         self.size, self.split = size, split
         self.nouns = tuple(n for n in wonderwords_list("nounlist") if n.isalpha())
 
@@ -46,7 +45,7 @@ class Arithmetic(Task):
         return self.size
 
     def get_example(self, index: int) -> Conversation:
-        rng = random.Random(_split_seed(self.split, index))
+        rng = random.Random(split_seed(self.split, index))
         name, things = rng.choice(NAMES), plural(rng.choice(self.nouns))
         kind = rng.randrange(5)
         a, b, c = rng.randint(2, 60), rng.randint(2, 40), rng.randint(2, 12)

@@ -14,8 +14,7 @@ import string
 
 from nanochat_cli.tasks.choice import evaluate_letter, mc_conversation
 from nanochat_cli.tasks.sources import wonderwords_list
-from nanochat_cli.tasks.spelling import _split_seed
-from nanochat_cli.tasks.task import Conversation, Task
+from nanochat_cli.tasks.task import Conversation, Task, split_seed
 
 ALPHABET = string.ascii_lowercase
 
@@ -37,7 +36,7 @@ class Quiz(Task):
 
     def __init__(self, size: int, split: str = "train", **kwargs):
         super().__init__(**kwargs)
-        _split_seed(split, 0)
+        split_seed(split, 0)
         self.size, self.split = size, split
         self.nouns = tuple(n for n in wonderwords_list("nounlist") if n.isalpha() and n.islower())
         self.by_letter = {c: [w for w in self.nouns if w[0] == c] for c in ALPHABET}
@@ -46,7 +45,7 @@ class Quiz(Task):
         return self.size
 
     def get_example(self, index: int) -> Conversation:
-        rng = random.Random(_split_seed(self.split, index))
+        rng = random.Random(split_seed(self.split, index))
         n = rng.choice((3, 4, 4, 4, 5))
         kind = rng.randrange(5)
         if kind == 0:

@@ -14,10 +14,9 @@ import random
 from typing import Sequence
 
 from nanochat_cli.tasks.gsm8k import evaluate_final_number
-from nanochat_cli.tasks.task import Conversation, Task
+from nanochat_cli.tasks.task import Conversation, Task, split_seed
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-TEST_SEED_OFFSET = 10_000_000
 
 # Our own phrasings (a few languages, as people really ask); {l} = letter, {w} = word.
 QUESTIONS = (
@@ -31,12 +30,6 @@ QUESTIONS = (
 )
 
 
-def _split_seed(split: str, index: int) -> int:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be train or test, not {split!r}")
-    return index if split == "train" else TEST_SEED_OFFSET + index
-
-
 class _WordTask(Task):
     eval_type = "generative"
 
@@ -44,7 +37,7 @@ class _WordTask(Task):
         super().__init__(**kwargs)
         if not words:
             raise ValueError("the word list is empty")
-        _split_seed(split, 0)
+        split_seed(split, 0)
         self.words, self.size, self.split = tuple(words), size, split
 
     def num_examples(self) -> int:
@@ -55,7 +48,7 @@ class SpellingBee(_WordTask):
     name = "spellingbee"
 
     def get_example(self, index: int) -> Conversation:
-        rng = random.Random(_split_seed(self.split, index))
+        rng = random.Random(split_seed(self.split, index))
         word = rng.choice(self.words)
         letter = rng.choice(word) if rng.random() < 0.9 else rng.choice(LETTERS)  # 10%: often absent
         count = word.count(letter)
@@ -98,7 +91,7 @@ class SimpleSpelling(_WordTask):
         super().__init__(words, size, split, **kwargs)
 
     def get_example(self, index: int) -> Conversation:
-        rng = random.Random(_split_seed(self.split, index))
+        rng = random.Random(split_seed(self.split, index))
         word = rng.choice(self.words)
         return {"messages": [{"role": "user", "content": f"Spell the word: {word}"},
                              {"role": "assistant", "content": f"{word}:{','.join(word)}"}]}

@@ -18,6 +18,16 @@ Conversation = dict[str, Any]
 
 ANSWER_RE = re.compile(r"#### (-?[0-9.,]+)")
 
+TEST_SEED_OFFSET = 10_000_000
+
+
+def split_seed(split: str, index: int) -> int:
+    """The RNG seed of generated problem `index` of `split`: train and test draw from disjoint seed ranges,
+    so no held-out problem is ever a training problem."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be train or test, not {split!r}")
+    return index if split == "train" else TEST_SEED_OFFSET + index
+
 
 def extract_answer(text: str) -> str | None:
     """The number after `#### ` (commas removed), or None: GSM8K's (and SpellingBee's) grading key."""

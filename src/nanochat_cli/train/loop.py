@@ -15,7 +15,6 @@ written to a temp dir and renamed, so even that never leaves a torn one. Rank 0 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from contextlib import ExitStack, nullcontext
@@ -31,8 +30,10 @@ from nanochat_cli.signals import StopFlag, exit_code_for
 from nanochat_cli import dist
 from nanochat_cli.train.phase_data import PhaseData
 from nanochat_cli.train.phases import build_phase_data, load_phase_tokenizer
-from nanochat_cli.train.progress import Progress, peak_flops
+from nanochat_cli.hardware import peak_flops, usable_cpus
+from nanochat_cli.train.progress import Progress
 from nanochat_cli.train.schedule import apply_schedule
+from nanochat_cli.train.schedule import num_iterations as base_num_iterations
 
 SAMPLE_PROMPTS = ["The capital of France is", "In the beginning", "If yesterday was Friday, then tomorrow will be"]
 
@@ -64,19 +65,7 @@ def _say(text: str, rank0: bool) -> None:
 def _threads(cfg, local_world: int) -> int:
     if cfg.train.threads:
         return cfg.train.threads
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, local_world))
-
-
-def derive_num_iterations(cfg, n_params: int) -> int:
-    """cfg.train.num_iterations, or target_param_data_ratio × params / tokens per step when it is -1."""
-    if cfg.train.num_iterations >= 0:
-        return cfg.train.num_iterations
-    tokens = cfg.train.target_param_data_ratio * n_params
-    return max(1, int(tokens // cfg.train.total_batch_size))
+    return max(1, usable_cpus() // max(1, local_world))
 
 
 def _checkpoint_meta(cfg, phase, run_id, tokenizer, gpt_config, num_iterations, metrics, loader_states, rng_states,
@@ -283,7 +272,7 @@ def _run_phase(stack: ExitStack, cfg, phase: str, resume: bool, run_id: str | No
     model = raw_model if cfg.model.file is not None else prepare_for_training(raw_model, cfg, device, dtype)
     optimizers = build_optimizers(raw_model, cfg, world_size=info.world_size)
     n_params = sum(p.numel() for p in raw_model.parameters())
-    num_iterations = data.num_iterations if data.num_iterations is not None else derive_num_iterations(cfg, n_params)
+    num_iterations = data.num_iterations if data.num_iterations is not None else base_num_iterations(cfg, n_params)
     flops_per_token = raw_model.estimate_flops()
     peak = peak_flops(device)
     autocast = (torch.amp.autocast(device_type="cuda", dtype=dtype)

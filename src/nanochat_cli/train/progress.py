@@ -1,8 +1,8 @@
 """Training progress for people: a rich bar on a TTY (rank 0) with step, loss, tok/s, MFU and ETA;
 plain lines otherwise (Slurm logs), at most one every `every_s` seconds plus the first and last step.
 
-MFU = model FLOPs per token × tokens per second / (peak bf16 FLOPs of the GPU × GPUs). Peaks are the
-dense bf16 datasheet numbers (H100 SXM 989 TF, A100 312 TF); on CPU there is no honest peak, so no MFU.
+MFU = model FLOPs per token × tokens per second / (peak bf16 FLOPs of the GPU × GPUs), with the peaks of
+hardware.py; on CPU there is no honest peak, so no MFU.
 It only displays; metrics.jsonl (track.py) is the record.
 """
 
@@ -10,27 +10,6 @@ from __future__ import annotations
 
 import sys
 import time
-
-# Dense bf16 tensor-core peak per GPU, FLOP/s, matched against torch.cuda.get_device_name().
-PEAK_BF16_FLOPS = [
-    ("H200", 989e12), ("H100 NVL", 835e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("GH200", 989e12),
-    ("B200", 2250e12), ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("A6000", 155e12),
-    ("A10G", 70e12), ("L4", 121e12), ("4090", 165e12), ("3090", 71e12), ("V100", 125e12), ("T4", 65e12),
-]
-
-
-def peak_flops(device) -> float | None:
-    """Peak bf16 FLOP/s of one device, or None when unknown (CPU, unlisted GPU)."""
-    import torch
-
-    if getattr(device, "type", str(device)) != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, value in PEAK_BF16_FLOPS:
-        if key in name:
-            return value
-    return None
-
 
 def _fmt_eta(seconds: float) -> str:
     if seconds != seconds or seconds == float("inf"):

@@ -23,6 +23,16 @@ def lr_multiplier(step: int, num_iterations: int, warmup_ratio: float, warmdown_
     return progress + (1.0 - progress) * final_lr_frac
 
 
+def num_iterations(cfg, n_params: int) -> int:
+    """Base training's length: cfg.train.num_iterations, or, when it is -1, target_param_data_ratio ×
+    parameters (embeddings included, as nanochat counts them) / tokens per step — Chinchilla's 20 tokens per
+    parameter on the GPU profiles. The loop and the speedrun's dry-run estimate both use this."""
+    if cfg.train.num_iterations >= 0:
+        return cfg.train.num_iterations
+    tokens = cfg.train.target_param_data_ratio * n_params
+    return max(1, int(tokens // cfg.train.total_batch_size))
+
+
 def apply_schedule(optimizers, step: int, num_iterations: int, train_cfg) -> float:
     """Set every param group's lr to initial_lr × the multiplier for `step`; returns the multiplier."""
     lrm = lr_multiplier(step, num_iterations, train_cfg.warmup_ratio, train_cfg.warmdown_ratio,
