@@ -49,11 +49,12 @@ def test_build_user_model_trains_with_the_reference_optimizers(complete_text, ws
 
     from nanochat_cli.config import load_config
     from nanochat_cli.learn import harness
-    from nanochat_cli.learn.loader import build_user_model
+    from nanochat_cli.learn.loader import build_user_model, load_user_model_class
     from nanochat_cli.model.optim import build_optimizers
 
     ws_file.write_text(complete_text)
-    model = build_user_model(ws_file, harness.reference().GPTConfig(**harness.TINY), "cpu", torch.float32)
+    cls = load_user_model_class(ws_file)
+    model = build_user_model(cls, harness.reference().GPTConfig(**harness.TINY), "cpu", torch.float32)
     assert type(model).__module__.startswith("nanochat_learn_user_")
     cfg = load_config(flags={"train.compile": "off", "train.dtype": "float32"}).config
     optimizers = build_optimizers(model, cfg)

@@ -9,7 +9,6 @@ what it is given; choosing the validation data is the caller's job.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
 
@@ -46,7 +45,7 @@ def token_byte_lengths(tokenizer):
     return out
 
 
-def evaluate_bpb(model, batches, token_bytes, device, autocast=None) -> float:
+def evaluate_bpb(model, batches, token_bytes, device) -> float:
     """Bits per byte of `model` over `batches` of (inputs, targets); summed over all ranks when a
     process group is up. If any rank fails, every rank raises the same RuntimeError naming the failing
     ranks and their errors, after the same collectives, so a training loop that logs eval errors and goes
@@ -65,8 +64,7 @@ def evaluate_bpb(model, batches, token_bytes, device, autocast=None) -> float:
         with torch.no_grad():
             for x, y in batches:
                 x, y = x.to(device), y.to(device)
-                with autocast or nullcontext():
-                    loss = model(x, y, loss_reduction="none").reshape(-1).double()
+                loss = model(x, y, loss_reduction="none").reshape(-1).double()
                 y = y.reshape(-1)
                 b = torch.where(y >= 0, token_bytes[y.clamp(min=0)], torch.zeros_like(y))
                 nats += (loss * (b > 0)).sum()
@@ -121,10 +119,11 @@ def run_bpb(cfg, source: str = "base", step: int | None = None, run: str | None 
     from nanochat_cli.eval.runner import run_on_checkpoint
 
     def work(loaded, device, info):
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+        if device.type == "cuda":  # bf16 matmuls by explicit casts inside the model (model/gpt.py), as in training
+            loaded.model.compute_dtype = torch.bfloat16
         t0 = time.time()
         bpb = evaluate_bpb(loaded.model, validation_batches(cfg, loaded.tokenizer, info.rank, info.world_size),
-                           token_byte_lengths(loaded.tokenizer), device, autocast)
+                           token_byte_lengths(loaded.tokenizer), device)
         return {"metric": "bpb", "bpb": bpb, "tokens": cfg.eval.bpb_tokens, "seconds": time.time() - t0}
 
     return run_on_checkpoint(cfg, source, "bpb", work, lambda r: {"val_bpb": r["bpb"]}, step=step, run=run,

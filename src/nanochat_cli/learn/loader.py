@@ -121,16 +121,15 @@ def _check_parameters(cls: type, path: Path) -> None:
                          "keep the parameter names and shapes of the skeleton (`nanochat learn check`)")
 
 
-def build_user_model(path: Path | str, gpt_config, device, dtype):
-    """The learner's model, ready for the training loop: built from the reference `GPTConfig`,
-    initialised by *their* `init_weights`, moved to `device`, computing in `dtype`.
+def build_user_model(cls: type, gpt_config, device, dtype):
+    """The learner's model (`cls`, from `load_user_model_class`), ready for the training loop: built from the
+    reference `GPTConfig`, initialised by *their* `init_weights`, moved to `device`, computing in `dtype`.
 
     Deliberately not `model.compiled.prepare_for_training`: that binds the reference's `GPT.forward` and a
     chunked loss head of its own, so the learner's logits, loss and attention kernel would not run.
     The cost is speed (no compile, full logits in memory): fine for the sizes a learner trains."""
     import torch
 
-    cls = load_user_model_class(path)
     with torch.device("meta"):
         model = cls(gpt_config)
     model = model.to_empty(device=device)

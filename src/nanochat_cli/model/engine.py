@@ -58,7 +58,8 @@ class Engine:
 
     def _new_cache(self, batch: int, length: int) -> KVCache:
         c = self.model.config
-        dtype = next(self.model.parameters()).dtype
+        # Keys and values are stored in the dtype the model computes in (bf16 when training prepared it so).
+        dtype = getattr(self.model, "compute_dtype", next(self.model.parameters()).dtype)
         return KVCache(batch, length, c.n_layer, c.n_kv_head, c.head_dim, self.device, dtype)
 
     @torch.inference_mode()

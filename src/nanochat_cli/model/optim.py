@@ -22,7 +22,9 @@ NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
 # Iterate on the Gram matrix when the long side is at least this many times the short side (below it
-# the Gram form does more work: 4·m²n + 34·m³ against 20·m²n + 10·m³ FLOPs for 5 steps).
+# the Gram form does more work: 4·m²n + 34·m³ against 20·m²n + 10·m³ FLOPs for 5 steps). The Gram form is
+# the fp32 (CPU) path only: it was written and measured for CPUs without fast bf16, where Newton–Schulz runs
+# in fp32; bf16 runs (GPUs, AVX512-BF16 CPUs) always take the plain form, as nanochat does.
 GRAM_MIN_ASPECT = 2
 
 

@@ -10,6 +10,7 @@ from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
 
 
 class ByteTokenizer:
+    kind = "byte"
     fingerprint = None  # nothing on disk to identify; checkpoints record None (see tokenizer_matches)
 
     def __init__(self) -> None:
