@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from nanochat_cli.config import Config, config_to_toml_dict, dump_toml, load_config, profile_names
+from nanochat_cli.config import Config, config_to_toml_dict
+from nanochat_cli.config_sources import dump_toml, load_config, profile_names
 from nanochat_cli.errors import UsageError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.paths import Paths, atomic_write_json
 from tests.conftest import needs_read_only_mount
 

@@ -13,7 +13,7 @@ import torch
 
 from nanochat_cli import checkpoint as ck
 from nanochat_cli.checkpoint_lookup import find_checkpoints, load_phase_checkpoint
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.errors import PreflightError, UsageError
 from nanochat_cli.paths import Paths
 from nanochat_cli.runs import Manifest, list_runs, load_named_run, remove_run, writing_run

@@ -102,7 +102,8 @@ class Manifest:
     def create(cls, paths: Paths, run_id: str, cfg, phases: list[str]) -> "Manifest":
         """A new run directory with config.toml and a manifest whose phases are all pending. An existing run
         of the same id keeps its history: its manifest is loaded and the new phases appended."""
-        from nanochat_cli.config import config_to_toml_dict, dump_toml
+        from nanochat_cli.config import config_to_toml_dict
+        from nanochat_cli.config_sources import dump_toml
 
         run_dir = paths.run_dir(check_run_name(run_id))
         path = run_dir / "manifest.json"

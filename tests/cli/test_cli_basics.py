@@ -64,7 +64,7 @@ def test_config_show_names_env_and_flag_sources(run_cli):
 def test_flag_overrides_env(run_cli, home):
     # `train base --depth` is a flag; its effect is visible through the config the command builds. The
     # command itself may not run here, so resolve the same flags through load_config directly as well.
-    from nanochat_cli.config import load_config
+    from nanochat_cli.config_sources import load_config
 
     r = load_config(flags={"model.depth": 3}, environ={"NANOCHAT_MODEL__DEPTH": "7"})
     assert r.config.model.depth == 3 and r.source_of("model.depth") == "flag"
@@ -154,13 +154,13 @@ def test_a_misspelled_variable_warns_once_and_the_command_goes_on(run_cli):
                                                              "can't allocate memory: you tried to allocate 5242880000 "
                                                              "bytes.\nError code 12")])
 def test_out_of_memory_is_one_line_naming_the_batch(monkeypatch, capsys, home, exc):
-    import nanochat_cli.config
+    import nanochat_cli.config_sources
     from nanochat_cli.cli import main
 
     def too_big(**_):
         raise exc
 
-    monkeypatch.setattr(nanochat_cli.config, "load_config", too_big)
+    monkeypatch.setattr(nanochat_cli.config_sources, "load_config", too_big)
     with pytest.raises(SystemExit) as e:
         main(["config", "show"])
     err = capsys.readouterr().err
@@ -169,12 +169,12 @@ def test_out_of_memory_is_one_line_naming_the_batch(monkeypatch, capsys, home, e
 
 
 def test_other_runtime_errors_still_show_their_traceback(monkeypatch, home):
-    import nanochat_cli.config
+    import nanochat_cli.config_sources
     from nanochat_cli.cli import main
 
     def bug(**_):
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr(nanochat_cli.config, "load_config", bug)
+    monkeypatch.setattr(nanochat_cli.config_sources, "load_config", bug)
     with pytest.raises(RuntimeError, match="a bug of ours"):
         main(["config", "show"])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.data import hub as hubmod
 from nanochat_cli.errors import PreflightError
 from tests.data.hubfixtures import WORDS, eval_bundle_zip, hub_repos

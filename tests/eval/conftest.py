@@ -25,7 +25,7 @@ def tiny_model(seq_len: int = 512, seed: int = 0):
 
 def default_depth() -> int:
     """model.depth of the default profile: where `nanochat chat/eval` look when no --depth is given."""
-    from nanochat_cli.config import load_config
+    from nanochat_cli.config_sources import load_config
 
     return load_config(environ={}).config.model.depth
 

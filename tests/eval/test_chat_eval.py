@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.errors import UsageError
 from nanochat_cli.eval import chat_eval
 from nanochat_cli.tasks.quiz import Quiz

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.errors import NanochatError
 from nanochat_cli.eval.suite import run_speedrun_evals
 from tests.eval.bundle import make_bundle

@@ -47,7 +47,7 @@ def test_build_user_model_trains_with_the_reference_optimizers(complete_text, ws
     """What `train base --model` does: the learner's class, their init, the reference's optimizers."""
     import torch
 
-    from nanochat_cli.config import load_config
+    from nanochat_cli.config_sources import load_config
     from nanochat_cli.learn import harness
     from nanochat_cli.learn.loader import build_user_model, load_user_model_class
     from nanochat_cli.model.optim import build_optimizers

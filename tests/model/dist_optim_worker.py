@@ -6,7 +6,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.model.optim import build_optimizers
 from tests_model_common import global_batches, tiny_model  # noqa: E402  (same folder, on sys.path)
 

@@ -4,7 +4,7 @@ and leaves generation and per-token losses on the plain path."""
 import pytest
 import torch
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.model.compiled import loss_and_grads_of_chunk
 from nanochat_cli.model.compiled import prepare_for_training
 from nanochat_cli.model.gpt import GPT, GPTConfig, KVCache

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.model.gpt import GPT, GPTConfig, KVCache
 
 

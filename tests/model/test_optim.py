@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.model.optim import (AdamW, Muon, _newton_schulz_direct, _newton_schulz_gram, build_optimizers,
                                       newton_schulz)
 from tests.conftest import cli_env, in_netns

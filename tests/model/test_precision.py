@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.errors import UsageError
 from nanochat_cli.model.precision import (compile_or_eager, cpu_flags, resolve_compile, resolve_device,
                                           resolve_dtype)

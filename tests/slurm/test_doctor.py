@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nanochat_cli import doctor
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 
 
 def cfg_for(home, profile="cpu-tiny", **flags):

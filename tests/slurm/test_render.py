@@ -78,10 +78,16 @@ def test_from_mid_and_per_phase_chain(run_cli, tmp_path):
 
 def test_multi_node_validates_the_world_and_exports_it(run_cli, tmp_path):
     r = render(run_cli, tmp_path / "a", "--profile", "a100x8", "--nodes", "2")
-    assert r.returncode == 2 and "total_batch_size" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "is not a multiple of" in r.stderr and "slurm.nodes = 2" in r.stderr
+    assert "Traceback" not in r.stderr
     assert not (tmp_path / "a").exists()
+    # SFT too: its 32 conversations per step do not split over 2 × 8 ranks of 4 (it used to fail only when
+    # SFT started, hours into the job)
     r = render(run_cli, tmp_path / "b", "--profile", "a100x8", "--nodes", "2",
                env={"NANOCHAT_TRAIN__DEVICE_BATCH_SIZE": "16"})
+    assert r.returncode == 2 and "sft.examples_per_step 32" in r.stderr and "slurm.nodes = 2" in r.stderr
+    r = render(run_cli, tmp_path / "b", "--profile", "a100x8", "--nodes", "2",
+               env={"NANOCHAT_TRAIN__DEVICE_BATCH_SIZE": "16", "NANOCHAT_SFT__EXAMPLES_PER_STEP": "64"})
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "b" / "nanochat.sbatch").read_text()
     assert "--nodes=2" in sbatch_lines(text) and "torchrun --nnodes=2 --nproc-per-node=8" in text

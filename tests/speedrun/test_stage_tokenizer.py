@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.paths import Paths
 from nanochat_cli.speedrun import stage_tokenizer
 from nanochat_cli.tokenizer import list_tokenizers, store

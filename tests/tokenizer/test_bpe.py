@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.errors import PreflightError
 from nanochat_cli.tokenizer import load_tokenizer
 from nanochat_cli.tokenizer.bpe import BPETokenizer

@@ -87,7 +87,7 @@ def test_second_train_waits_for_the_lock_and_says_who_holds_it(run_cli, home):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--vocab-size", "100"], "greater than or equal to 265"),
+    (["--vocab-size", "100"], "must be between 265 and"),
     (["--vocab-size", "60000", "--train-chars", "2000"], "lower tokenizer.vocab_size"),
 ])
 def test_bad_vocab_exit_2(run_cli, home, args, needle):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.errors import PreflightError
 from nanochat_cli.paths import Paths
 from nanochat_cli.tokenizer import list_tokenizers, load_tokenizer, store, tokenizer_matches
@@ -97,7 +97,7 @@ def test_damaged_old_directory_is_left_alone_and_named(tmp_path, ranks):
 MIGRATE = """
 import sys, time
 from pathlib import Path
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.tokenizer import load_tokenizer
 go = Path(sys.argv[2])
 while not go.exists():

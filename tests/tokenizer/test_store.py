@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.errors import PreflightError, UsageError
 from nanochat_cli.paths import Paths
 from nanochat_cli.tokenizer import list_tokenizers, load_tokenizer, store, tokenizer_matches

@@ -57,7 +57,7 @@ def tiny_config_file(tmp_path: Path, iters=30, eval_every=10, save_every=5, keep
 
 
 def tiny_config(home: Path, tmp_path: Path, **kw):
-    from nanochat_cli.config import load_config
+    from nanochat_cli.config_sources import load_config
 
     return load_config(config_file=tiny_config_file(tmp_path, **kw), flags={"home": str(home)}).config
 

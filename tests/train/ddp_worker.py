@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from nanochat_cli.config import load_config
+from nanochat_cli.config_sources import load_config
 from nanochat_cli.tokenizer.byte_level import ByteTokenizer
 from nanochat_cli.dist import dist_info
 from nanochat_cli.train.loop import run_phase

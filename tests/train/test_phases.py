@@ -46,7 +46,7 @@ def chat_config_file(tmp_path: Path, iters: int = 3, mixture: str = "packaged") 
 
 
 def chat_config(home: Path, tmp_path: Path, **kw):
-    from nanochat_cli.config import load_config
+    from nanochat_cli.config_sources import load_config
 
     return load_config(config_file=chat_config_file(tmp_path, **kw), flags={"home": str(home)}).config
 

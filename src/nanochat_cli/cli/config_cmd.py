@@ -14,7 +14,8 @@ app = typer.Typer(help="Show the resolved configuration and the available profil
                             "  NANOCHAT_TRAIN__DEVICE_BATCH_SIZE=16 nanochat config show --json")
 def show(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Print every setting, its value and its source (default, profile, file, env or flag)."""
-    from nanochat_cli.config import config_to_toml_dict, flatten
+    from nanochat_cli.config import config_to_toml_dict
+    from nanochat_cli.config_sources import flatten
 
     resolved = build_config(ctx, profile, config)
     values = flatten(resolved.config.model_dump(mode="json"))
@@ -29,7 +30,8 @@ def show(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = Non
 @app.command("profiles")
 def profiles(json: JsonOpt = False) -> None:
     """List the shipped profiles with a one-line description."""
-    from nanochat_cli.config import DEFAULT_PROFILE, profile_descriptions
+    from nanochat_cli.config import DEFAULT_PROFILE
+    from nanochat_cli.config_sources import profile_descriptions
 
     desc = profile_descriptions()
     if json:

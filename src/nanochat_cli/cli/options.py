@@ -67,7 +67,7 @@ def training_flags(depth=None, device_batch_size=None, num_iterations=None, devi
 def build_config(ctx: typer.Context | None, profile: str | None, config_file: Path | None,
                  flags: dict[str, Any] | None = None):
     """Resolve the Config for this command (imports pydantic only when a command runs)."""
-    from nanochat_cli.config import load_config
+    from nanochat_cli.config_sources import load_config
 
     flags = dict(flags or {})
     home = (ctx.obj or {}).get("home") if ctx is not None else None

@@ -19,7 +19,7 @@ EXAMPLES = {
 
 def render_examples() -> dict[str, str]:
     """File name → text of every example."""
-    from nanochat_cli.config import load_config
+    from nanochat_cli.config_sources import load_config
     from nanochat_cli.slurm.render import parse_phases, render_jobs
 
     out = {}

@@ -91,7 +91,7 @@ def _sbatch_value(key: str, value: str) -> str:
 def _overrides(layers) -> list[tuple[str, str]]:
     """Non-slurm values set by env, .env.local or flags at render time, as NANOCHAT_* exports: the job
     then resolves the same config even if it is submitted from another shell."""
-    from nanochat_cli.config import flatten
+    from nanochat_cli.config_sources import flatten
 
     merged: dict[str, object] = {}
     for name, layer in layers.ordered():
@@ -104,23 +104,6 @@ def _overrides(layers) -> list[tuple[str, str]]:
         text = json.dumps(value) if isinstance(value, (list, dict, bool)) else str(value)
         out.append(("NANOCHAT_" + key.upper().replace(".", "__"), text))
     return out
-
-
-def check_world(cfg) -> None:
-    """The job trains with dist.nnodes = slurm.nodes: validate that combination now (exit 2), not after
-    the job has waited in the queue (e.g. total_batch_size must divide by the larger world)."""
-    from pydantic import ValidationError
-
-    from nanochat_cli.config import Config
-
-    data = cfg.model_dump()
-    data["dist"]["nnodes"] = cfg.slurm.nodes
-    try:
-        Config(**data)
-    except ValidationError as e:
-        msg = e.errors()[0]["msg"].removeprefix("Value error, ")
-        raise UsageError(f"{cfg.slurm.nodes} node(s) x {cfg.dist.nproc} processes do not fit this config: {msg}",
-                         "lower train.device_batch_size or raise train.total_batch_size, or change --nodes") from None
 
 
 def _words(args: tuple[str, ...]) -> str:
@@ -141,7 +124,6 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
                 config_file: Path | None = None) -> Rendered:
     """Render the job script(s) for `phases` (or for one custom `nanochat COMMAND...`) as text."""
     cfg, s = resolved.config, resolved.config.slurm
-    check_world(cfg)
     from nanochat_cli.runs import check_run_name, is_placeholder
 
     check_run_name(run)  # a directory, a job label and a wandb id: the one naming rule of runs.py

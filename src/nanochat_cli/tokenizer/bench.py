@@ -28,7 +28,7 @@ def _mb_per_s(fn, n_bytes: int) -> tuple[float, float]:
 
 
 def bench_tokenizer(rounds: int = 7, loader_seconds: float = 3.0, progress=None) -> dict:
-    from nanochat_cli.config import load_config
+    from nanochat_cli.config_sources import load_config
     from nanochat_cli.data.embedded import ensure_embedded_corpus
     from nanochat_cli.data.shards import first_row_group_text, iter_texts
     from nanochat_cli.paths import Paths

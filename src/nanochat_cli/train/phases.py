@@ -48,28 +48,25 @@ def phase_view(cfg, phase: str):
         return cfg
     from nanochat_cli.config import Config
 
-    section, t, T, world = getattr(cfg, phase), cfg.train, cfg.model.seq_len, cfg.world_size
+    from pydantic import ValidationError
+
+    section, t, T = getattr(cfg, phase), cfg.train, cfg.model.seq_len
     lr = {k: getattr(t, k) * section.init_lr_frac for k in ("embedding_lr", "unembedding_lr", "matrix_lr")}
     if phase == "mid":
-        B = section.device_batch_size or t.device_batch_size
-        total = section.total_batch_size or t.total_batch_size
-        if total % (B * T * world):
-            raise UsageError(f"mid batch: {total} tokens per step is not a multiple of device_batch_size × seq_len × "
-                             f"world = {B} × {T} × {world}", "set mid.total_batch_size or mid.device_batch_size")
-        over = dict(device_batch_size=B, total_batch_size=total, warmup_ratio=0.0,
+        over = dict(device_batch_size=section.device_batch_size or t.device_batch_size,
+                    total_batch_size=section.total_batch_size or t.total_batch_size, warmup_ratio=0.0,
                     warmdown_ratio=section.warmdown_ratio, final_lr_frac=section.final_lr_frac)
     else:
-        B = section.device_batch_size
-        if section.examples_per_step % (B * world):
-            raise UsageError(f"sft.examples_per_step {section.examples_per_step} is not a multiple of "
-                             f"sft.device_batch_size × world = {B} × {world}",
-                             "set sft.examples_per_step to a multiple of it")
-        over = dict(device_batch_size=B, total_batch_size=section.examples_per_step * T, warmup_ratio=0.0,
-                    warmdown_ratio=1.0, final_lr_frac=0.0)
+        over = dict(device_batch_size=section.device_batch_size, total_batch_size=section.examples_per_step * T,
+                    warmup_ratio=0.0, warmdown_ratio=1.0, final_lr_frac=0.0)
     over.update(lr, eval_every=section.eval_every, num_iterations=section.num_iterations)
     data = cfg.model_dump()
     data["train"].update(over)
-    return Config(**data)
+    try:  # the config model checks the batch divisibility, also for a world torchrun chose
+        return Config(**data)
+    except ValidationError as e:
+        raise UsageError(e.errors()[0]["msg"].removeprefix("Value error, "),
+                         f"change {phase}'s batch settings (`nanochat config show` checks them)") from None
 
 
 def base_data(cfg, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:

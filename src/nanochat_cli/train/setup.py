@@ -260,7 +260,8 @@ def _start_record(state: PhaseState, resume: bool, init_ckpt) -> None:
     and a later phase may have been started with other flags)."""
     if not state.info.is_rank0:
         return
-    from nanochat_cli.config import config_to_toml_dict, dump_toml
+    from nanochat_cli.config import config_to_toml_dict
+    from nanochat_cli.config_sources import dump_toml
     from nanochat_cli.paths import atomic_write_text
 
     state.manifest = state.manifest or Manifest.create(state.paths, state.run_id, state.run_cfg, [state.phase])
