@@ -76,6 +76,20 @@ def read_only(path: Path, cmd: list[str]) -> list[str]:
 
 
 @pytest.fixture
+def seeded():
+    """Python's, NumPy's and torch's global RNGs seeded with 0, so a test's random inputs are the same on
+    every run (the one seeding fixture; tests needing another seed draw from a torch.Generator)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh NANOCHAT_HOME, with every NANOCHAT_* variable of the outer environment removed."""
     h = tmp_path / "home"

@@ -16,13 +16,10 @@ def _tiny_checkpoint(directory: Path, run: str, step: int, seed: int) -> None:
     import torch
 
     from nanochat_cli import checkpoint as ck
-    from nanochat_cli.model.gpt import GPT, GPTConfig
-    from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+    from tests.tiny import byte_gpt
 
-    torch.manual_seed(seed)
-    cfg = GPTConfig(vocab_size=ByteTokenizer().vocab_size, n_layer=2, n_embd=64, n_head=2, n_kv_head=2, seq_len=32)
-    model = GPT(cfg)
-    model.init_weights()
+    model, _ = byte_gpt(seq_len=32, seed=seed, n_layer=2, n_embd=64, n_head=2)
+    cfg = model.config
     opt = torch.optim.AdamW(model.parameters())
     meta = {"phase": "base", "run_id": run, "num_iterations": LEGACY_STEPS[-1], "metrics": {"loss": 3.0},
             "model_config": {**cfg.__dict__}, "tokenizer": {"kind": "byte", "vocab_size": cfg.vocab_size,

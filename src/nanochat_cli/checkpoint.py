@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nanochat_cli.errors import NanochatError, UsageError
-from nanochat_cli.paths import sha256_file
+from nanochat_cli.paths import fsync_dir, fsync_file, sha256_file
 
 MODEL_FILE = "model.safetensors"
 META_FILE = "meta.json"
@@ -102,27 +102,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Writing
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:  # some filesystems do not allow opening a directory
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _tmp_dir(directory: Path, step: int) -> Path:
     return directory / f".{step_dir_name(step)}.tmp"
 
@@ -152,12 +131,12 @@ def save_checkpoint(directory: Path, step: int, model_state: dict, optim_state: 
     barrier()
     opath = tmp / optim_file(rank)
     torch.save(optim_state, opath)
-    _fsync_file(opath)
+    fsync_file(opath)
     barrier()
     if rank == 0:
         weights = {k: v.detach().contiguous().cpu() for k, v in model_state.items()}
         save_file(weights, str(tmp / MODEL_FILE), metadata={"step": str(step)})
-        _fsync_file(tmp / MODEL_FILE)
+        fsync_file(tmp / MODEL_FILE)
         files = [MODEL_FILE] + [optim_file(r) for r in range(world_size)]
         full_meta = dict(meta, step=step, world_size=world_size, format_version=FORMAT_VERSION,
                          files={name: sha256_file(tmp / name) for name in files})
@@ -166,7 +145,7 @@ def save_checkpoint(directory: Path, step: int, model_state: dict, optim_state: 
             json.dump(full_meta, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():  # the same step again (resumed from before a damaged one): replace it whole
             old = directory / f".{step_dir_name(step)}.old"
             shutil.rmtree(old, ignore_errors=True)
@@ -175,7 +154,7 @@ def save_checkpoint(directory: Path, step: int, model_state: dict, optim_state: 
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, final)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         _VERIFIED[str(final)] = _meta_mtime(final)  # we just hashed every file: known good
         if keep_last:
             purge_old(directory, keep_last)

@@ -170,6 +170,30 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a written file to the disk (before a rename makes it visible under its final name)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename into it survives a power cut); a no-op where the file system
+    does not allow opening or syncing a directory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def sha256_file(path: Path) -> str | None:
     """sha256 of a file's bytes, read in 1 MB chunks (~1 s per GB); None when it cannot be read."""
     import hashlib

@@ -5,13 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import pytest
-import torch
 
-from nanochat_cli.model.gpt import GPT, GPTConfig
 from nanochat_cli.paths import Paths
-from nanochat_cli.tokenizer.byte_level import ByteTokenizer
 from nanochat_cli.checkpoint import save_checkpoint
-from tests.eval.conftest import default_depth
+from tests.tiny import byte_gpt
 
 
 def test_chat_without_checkpoint_names_the_fix(run_cli):
@@ -21,37 +18,30 @@ def test_chat_without_checkpoint_names_the_fix(run_cli):
     assert "nanochat train sft" in r.stderr
 
 
-def _save_tiny(home, phase: str, depth: int) -> None:
-    tok = ByteTokenizer()
-    torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=64, n_head=1, n_kv_head=1, seq_len=64)
-    model = GPT(cfg)
-    model.init_weights()
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.5)
+def _save_tiny(home, phase: str) -> None:
+    model, tok = byte_gpt(seq_len=64, n_embd=64, n_head=1, spread=0.5)
+    cfg = model.config
     meta = {"phase": phase, "run_id": "t", "model_config": asdict(cfg), "num_iterations": 1,
             "tokenizer": {"kind": "byte", "vocab_size": tok.vocab_size, "fingerprint": None}}
     save_checkpoint(Paths(home).run_checkpoints("t", phase), 1, model.state_dict(), [], meta)
 
 
 def test_chat_one_shot_answers_from_a_checkpoint(run_cli, home):
-    _save_tiny(home, "sft", default_depth())
+    _save_tiny(home, "sft")
     r = run_cli("chat", "-i", "sft", "-p", "Hello, who are you?", "--temperature", "0", "--max-tokens", "12")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() != ""
 
 
 def test_chat_interactive_session_handles_commands_and_eof(run_cli, home):
-    _save_tiny(home, "sft", default_depth())
+    _save_tiny(home, "sft")
     r = run_cli("chat", "--max-tokens", "5", input="hello\n/clear\nagain\n")  # ends with EOF (Ctrl-D)
     assert r.returncode == 0, r.stderr
     assert "conversation cleared" in r.stdout and r.stdout.count("model>") == 2
 
 
 def test_chat_base_completion(run_cli, home):
-    _save_tiny(home, "base", default_depth())
+    _save_tiny(home, "base")
     r = run_cli("chat", "-i", "base", "-p", "The capital", "-t", "0", "--max-tokens", "8")
     assert r.returncode == 0, r.stderr
 
@@ -64,11 +54,7 @@ def test_ctrl_c_mid_reply_keeps_the_session_usable():
     from nanochat_cli.model.engine import GenerationConfig
     from nanochat_cli.model.inference import LoadedModel
 
-    torch.manual_seed(0)
-    tok = ByteTokenizer()
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2, seq_len=256))
-    model.init_weights()
-    model.eval()
+    model, tok = byte_gpt(seq_len=256)
     session = ChatSession(LoadedModel(model, tok, {}, 1, "x", "sft"), GenerationConfig(max_tokens=4, temperature=0.0))
 
     def interrupt(_piece):
@@ -86,11 +72,7 @@ def _session(phase: str, seq_len: int = 64, max_tokens: int = 8):
     from nanochat_cli.model.engine import GenerationConfig
     from nanochat_cli.model.inference import LoadedModel
 
-    torch.manual_seed(0)
-    tok = ByteTokenizer()
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2, seq_len=seq_len))
-    model.init_weights()
-    model.eval()
+    model, tok = byte_gpt(seq_len=seq_len)
     return ChatSession(LoadedModel(model, tok, {}, 1, "x", phase),
                        GenerationConfig(max_tokens=max_tokens, temperature=0.0))
 
@@ -103,7 +85,7 @@ def _one_line(r) -> str:
 def test_a_prompt_longer_than_the_context_is_refused_in_one_line(run_cli, home):
     """Refused, not cut from the left: a cut prompt would be answered as a different question."""
     for phase in ("sft", "base"):
-        _save_tiny(home, phase, default_depth())
+        _save_tiny(home, phase)
         r = run_cli("chat", "-i", phase, "-p", "hello " * 100, "--max-tokens", "4")
         assert r.returncode == 2 and r.stdout == "", r.stderr
         err = _one_line(r)
@@ -111,7 +93,7 @@ def test_a_prompt_longer_than_the_context_is_refused_in_one_line(run_cli, home):
 
 
 def test_a_long_message_in_a_session_is_refused_and_the_session_goes_on(run_cli, home):
-    _save_tiny(home, "sft", default_depth())
+    _save_tiny(home, "sft")
     r = run_cli("chat", "--max-tokens", "4", "-t", "0", input="hi\n" + "hello " * 100 + "\nagain\n")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert r.stdout.count("model>") == 2
@@ -174,7 +156,7 @@ def test_bytes_that_are_not_utf8_become_replacement_characters(run_cli, home):
     """A terminal in another encoding: Python hands such bytes over as lone surrogates, which broke the encode."""
     import os
 
-    _save_tiny(home, "sft", default_depth())
+    _save_tiny(home, "sft")
     r = run_cli("chat", "-p", os.fsdecode(b"caf\xe9?"), "-t", "0", "--max-tokens", "2")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     session = _session("sft")

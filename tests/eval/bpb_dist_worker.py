@@ -9,14 +9,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from nanochat_cli.eval.bpb import evaluate_bpb
-from nanochat_cli.model.gpt import GPT, GPTConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # a script under torchrun: the repo for `tests`
+from nanochat_cli.eval.bpb import evaluate_bpb  # noqa: E402
+from tests.tiny import tiny_gpt  # noqa: E402
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()
-torch.manual_seed(0)
-model = GPT(GPTConfig(vocab_size=64, n_layer=1, n_embd=64, n_head=1, n_kv_head=1, seq_len=8))
-model.init_weights()
+model = tiny_gpt(64, n_layer=1, n_head=1, seq_len=8)
 token_bytes = torch.ones(64, dtype=torch.int64)
 
 

@@ -10,30 +10,14 @@ from tests.threads import one_thread  # noqa: F401  (autouse for this folder)
 
 
 def tiny_model(seq_len: int = 512, seed: int = 0):
-    import torch
+    from tests.tiny import byte_gpt
 
-    from nanochat_cli.model.gpt import GPT, GPTConfig
-    from nanochat_cli.tokenizer.byte_level import ByteTokenizer
-
-    torch.manual_seed(seed)
-    tok = ByteTokenizer()
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2, seq_len=seq_len))
-    model.init_weights()
-    model.eval()
-    return model, tok
+    return byte_gpt(seq_len=seq_len, seed=seed)
 
 
-def default_depth() -> int:
-    """model.depth of the default profile: where `nanochat chat/eval` look when no --depth is given."""
-    from nanochat_cli.config_sources import load_config
-
-    return load_config(environ={}).config.model.depth
-
-
-def save_tiny_checkpoint(home: Path, phase: str, depth: int | None = None, step: int = 10, seq_len: int = 256,
-                         run: str = "test") -> Path:
+def save_tiny_checkpoint(home: Path, phase: str, step: int = 10, seq_len: int = 256, run: str = "test") -> Path:
     """A finished checkpoint of a tiny model in run `run` (<home>/runs/<run>/checkpoints/<phase>/), loadable by
-    load_for_inference. `depth` is accepted for callers of the first layout and ignored: the model is tiny."""
+    load_for_inference."""
     from dataclasses import asdict
 
     from nanochat_cli.paths import Paths

@@ -5,19 +5,14 @@ import pytest
 import torch
 
 from nanochat_cli.config_sources import load_config
-from nanochat_cli.model.compiled import loss_and_grads_of_chunk
-from nanochat_cli.model.compiled import prepare_for_training
-from nanochat_cli.model.gpt import GPT, GPTConfig, KVCache
+from nanochat_cli.model.compiled import loss_and_grads_of_chunk, prepare_for_training
+from nanochat_cli.model.gpt import GPT, KVCache
+from tests.tiny import tiny_gpt
 
 
 def random_model() -> GPT:
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=300, n_layer=2, n_embd=64, n_head=4, n_kv_head=2, seq_len=32))
-    model.init_weights()
-    with torch.no_grad():  # random everywhere, so no path hides behind a zero projection
-        for p in model.parameters():
-            p.normal_(0, 0.2)
-    return model
+    # random everywhere, so no path hides behind a zero projection
+    return tiny_gpt(300, n_kv_head=2, spread=0.2, all_params=True)
 
 
 def check_same_as_plain(compile: str):
@@ -54,8 +49,7 @@ def test_compiled_fast_step_equals_plain_model(home):
     assert fast.training_setup["compiled"] is True and fast.training_setup["attention"] == "manual_causal_attention"
 
 
-def test_chunk_gradients_match_autograd():
-    torch.manual_seed(0)
+def test_chunk_gradients_match_autograd(seeded):
     x = torch.randn(6, 16, requires_grad=True)
     w = torch.randn(64, 16, requires_grad=True)  # padded vocab 64, real vocab 50
     t = torch.tensor([3, 49, -1, 0, 7, -1])

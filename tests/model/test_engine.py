@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from nanochat_cli.model.calculator import calculate
 from nanochat_cli.model.engine import Engine, GenerationConfig
-from nanochat_cli.model.gpt import GPT, GPTConfig
-from nanochat_cli.tokenizer.byte_level import ByteTokenizer
+from tests.tiny import byte_gpt
 
 
 def _model(seed=0, n_kv_head=2):
-    torch.manual_seed(seed)
-    tok = ByteTokenizer()
-    m = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=64, n_head=2, n_kv_head=n_kv_head, seq_len=128))
-    m.init_weights()
-    with torch.no_grad():  # zero-initialised projections would make every logit equal
-        for p in m.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.3)
-    return m.eval(), tok
+    # spread: zero-initialised projections would make every logit equal
+    return byte_gpt(seq_len=128, seed=seed, n_layer=2, n_embd=64, n_head=2, n_kv_head=n_kv_head, spread=0.3)
 
 
 @pytest.mark.parametrize("n_kv_head", [2, 1])

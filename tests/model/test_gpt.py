@@ -7,14 +7,11 @@ import torch
 
 from nanochat_cli.config_sources import load_config
 from nanochat_cli.model.gpt import GPT, GPTConfig, KVCache
+from tests.tiny import tiny_gpt
 
 
-def tiny(vocab=300, n_layer=2, n_embd=64, n_head=4, n_kv_head=4, seq_len=32, seed=0) -> GPT:
-    torch.manual_seed(seed)
-    model = GPT(GPTConfig(vocab_size=vocab, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_kv_head=n_kv_head,
-                          seq_len=seq_len))
-    model.init_weights()
-    return model
+def tiny(vocab=300, **kw) -> GPT:
+    return tiny_gpt(vocab, **kw)
 
 
 def test_from_config_maps_the_model_section(home):

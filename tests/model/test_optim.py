@@ -19,8 +19,7 @@ from tests_model_common import global_batches, tiny_model  # noqa: E402
 
 
 @pytest.mark.parametrize("compile", [False, True])
-def test_adamw_matches_torch_adamw(compile):
-    torch.manual_seed(0)
+def test_adamw_matches_torch_adamw(compile, seeded):
     ours_p = [torch.nn.Parameter(torch.randn(64, 32)), torch.nn.Parameter(torch.randn(16))]
     ref_p = [torch.nn.Parameter(p.detach().clone()) for p in ours_p]
     kw = dict(betas=(0.8, 0.95), eps=1e-10, weight_decay=0.1)
@@ -37,8 +36,7 @@ def test_adamw_matches_torch_adamw(compile):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
 
 
-def test_newton_schulz_orthogonalises():
-    torch.manual_seed(0)
+def test_newton_schulz_orthogonalises(seeded):
     for shape in [(64, 64), (128, 32), (32, 128)]:
         X = newton_schulz(torch.randn(3, *shape), steps=5)
         s = torch.linalg.svdvals(X)

@@ -2,15 +2,13 @@
 
 import torch
 
-from nanochat_cli.model.gpt import GPT, GPTConfig
+from nanochat_cli.model.gpt import GPT
+from tests.tiny import tiny_gpt
 
 
 def tiny_model() -> GPT:
     # 3 layers: 3 matrices per MLP shape, which 2 ranks cannot split evenly (exercises the padding).
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=100, n_layer=3, n_embd=64, n_head=4, n_kv_head=2, seq_len=16))
-    model.init_weights()
-    return model
+    return tiny_gpt(100, n_layer=3, n_kv_head=2, seq_len=16)
 
 
 def global_batches(steps: int = 3, batch: int = 4):

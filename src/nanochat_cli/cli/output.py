@@ -30,5 +30,14 @@ def table(title: str | None, columns: list[str], rows: Iterable[Iterable[Any]]) 
     Console(file=sys.stdout, soft_wrap=True).print(t)
 
 
+def human_size(n: float) -> str:
+    """Bytes for people: 512 B, 3.4 MB, 1.2 GB (powers of 1,000, as disk tools and file managers print)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
 def result(text: str) -> None:
     sys.stdout.write(text.rstrip("\n") + "\n")

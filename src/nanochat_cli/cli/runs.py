@@ -16,14 +16,6 @@ EPILOG = ("Examples: `nanochat runs` · `nanochat runs --json` · `nanochat runs
           "scripts). A run being trained cannot be removed.")
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def _phases(summary) -> str:
     parts = []
     for phase, p in summary.phases.items():
@@ -53,7 +45,7 @@ def runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
         return
     output.table(f"runs in {paths.runs}", ["run", "profile", "phases", "size", "created"],
                  [(s.name, s.profile or "?", _phases(s) if not s.problem else f"{_phases(s)} ({s.problem})",
-                   _size(s.bytes), s.created or "?") for s in summaries])
+                   output.human_size(s.bytes), s.created or "?") for s in summaries])
 
 
 @app.command("rm", epilog=EPILOG)
@@ -72,9 +64,9 @@ def rm(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The run to 
         if not sys.stdin.isatty():
             raise UsageError(f"refusing to delete run {name!r} without confirmation (stdin is not a terminal)",
                              f"pass --yes: `nanochat runs rm {name} --yes`")
-        size = _size(dir_size(paths.run_dir(name)))
+        size = output.human_size(dir_size(paths.run_dir(name)))
         if not typer.confirm(f"Delete run {name} ({size}, {paths.run_dir(name)})?", default=False, err=True):
             output.info("nothing deleted")
             return
     freed = remove_run(paths, name)
-    output.result(f"deleted run {name} ({_size(freed)})")
+    output.result(f"deleted run {name} ({output.human_size(freed)})")

@@ -119,7 +119,8 @@ def list_(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = No
         output.info(f"no tokenizer versions in {paths.tokenizers} — train one: `nanochat tokenizer train`")
         return
     rows = [["*" if v.default else "", v.fingerprint[:12], f"{v.vocab_size:,}" if v.vocab_size else "—",
-             (v.created or "—").replace("T", " ")[:16], _size(v.size_bytes), "yes" if v.has_eval else "—",
+             (v.created or "—").replace("T", " ")[:16], output.human_size(v.size_bytes),
+             "yes" if v.has_eval else "—",
              v.problem or "ok"] for v in versions]
     output.table(f"tokenizer versions in {paths.tokenizers} (* = default for new runs)",
                  ["", "fingerprint", "vocab", "created", "size", "eval", "status"], rows)
@@ -140,6 +141,3 @@ def use(ctx: typer.Context,
         return
     output.result(f"{tok.fingerprint[:12]} ({tok.vocab_size:,} tokens) is now the default tokenizer for new runs")
 
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nanochat_cli.errors import PreflightError
-from nanochat_cli.paths import Paths, atomic_write_json, atomic_write_text, ensure_dir
+from nanochat_cli.paths import Paths, atomic_write_json, atomic_write_text, ensure_dir, fsync_dir
 from nanochat_cli.tokenizer.fingerprint import fingerprint_of, special_ids
 from nanochat_cli.tokenizer.fingerprint import new_meta  # noqa: F401 - part of the store's API (training, legacy, tests)
 from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
@@ -184,14 +184,6 @@ def load_version(directory: Path):
 # ---------------------------------------------------------------------------------------------------
 # Writing: a version appears complete or not at all; the default is one atomically replaced line.
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def install_version(paths: Paths, meta: dict, files: dict[str, bytes]) -> tuple[Path, bool]:
     """Put a version (meta + `files`, e.g. {TOKEN_FILE: bytes}) under tokenizers/<fingerprint>/.
     Returns (directory, True) when written now, (directory, False) when an intact copy was already there.
@@ -214,14 +206,14 @@ def install_version(paths: Paths, meta: dict, files: dict[str, bytes]) -> tuple[
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         try:
             os.rename(tmp, final)
         except OSError:
             if not final.is_dir():
                 raise
             return final, False  # another writer got there first with the same content (same fingerprint)
-        _fsync_dir(paths.tokenizers)
+        fsync_dir(paths.tokenizers)
         return final, True
     finally:
         if tmp.exists():
