@@ -1,7 +1,7 @@
 """The one error type the CLI turns into a line on stderr and an exit code.
 
 Library code raises `NanochatError` (or a subclass) with a message and, where there is one, the
-command that fixes the problem; only `cli/` prints it. Exit codes follow DESIGN.md:
+command that fixes the problem; only `cli/` prints it. Exit codes (docs/reference/exit-codes.md):
 0 ok, 1 failure while running, 2 bad input/usage, 3 preflight failed.
 """
 

@@ -1,6 +1,6 @@
 """A loopback HTTP server that serves files like the Hugging Face Hub and like S3/plain HTTP, with faults.
 
-Hub routes (LOOPBACK-HUB.md §1): `/api/datasets/{repo}[/revision/{rev}]`, `/api/datasets/{repo}/tree/{rev}[/{dir}]`,
+Hub routes (docs/explanation/hub-and-datasets.md): `/api/datasets/{repo}[/revision/{rev}]`, `/api/datasets/{repo}/tree/{rev}[/{dir}]`,
 HEAD/GET `/datasets/{repo}/resolve/{rev}/{path}` with X-Repo-Commit, ETag (git-blob sha1), Content-Length and
 Range; 404s carry X-Error-Code. Any other path is looked up in `files` (plain HTTP, Range supported).
 Faults are queued as (regex on "METHOD /path", kind, times, params): status (code, retry_after), reset (RST after

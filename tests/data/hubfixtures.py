@@ -1,4 +1,4 @@
-"""Tiny dataset repos in the real schemas (DATASET-FORMATS.md §10), plus plain files (shards, word list,
+"""Tiny dataset repos in the real schemas (docs/explanation/hub-and-datasets.md), plus plain files (shards, word list,
 eval bundle), as {repo: {path: bytes}} / {url path: bytes} for FakeHub."""
 
 from __future__ import annotations

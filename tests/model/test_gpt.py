@@ -142,7 +142,7 @@ def test_param_counts_and_flops_at_the_reference_config():
     assert c["blocks"] == 4 * 12 * 256 * 256  # q, k, v, proj: 4·d²; MLP: 8·d²
     assert c["total"] == sum(p.numel() for p in model.parameters())
     assert c["matmul"] == 5_242_880
-    # 6·N + 12·L·H·D·T = 31,457,280 + 3,145,728 (PERF-NOTES: 34.6 MFLOP per token)
+    # 6·N + 12·L·H·D·T = 31,457,280 + 3,145,728 (docs/explanation/cpu-training-speed.md: 34.6 MFLOP per token)
     assert model.estimate_flops() == 6 * 5_242_880 + 12 * 4 * 4 * 64 * 256 == 34_603_008
 
 

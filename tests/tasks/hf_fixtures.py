@@ -1,4 +1,4 @@
-"""Tiny copies of the HF datasets mid/SFT use, in the Hub's own file layout (DATASET-FORMATS.md §10):
+"""Tiny copies of the HF datasets mid/SFT use, in the Hub's own file layout (docs/explanation/hub-and-datasets.md):
 parquet files under <root>/<repo>/ plus the README YAML that maps configs and splits, so real
 `datasets.load_dataset(path=<root>/<repo>, name=..., split=...)` reads them as it reads the Hub."""
 

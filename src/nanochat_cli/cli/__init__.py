@@ -2,7 +2,7 @@
 
 No logic and no heavy imports here: `nanochat --help` must stay fast, so torch, datasets and wandb
 are imported inside the commands that use them. `main()` is the single place where a NanochatError
-becomes one line on stderr and an exit code (DESIGN.md: 0 ok, 1 failure, 2 bad input, 3 preflight).
+becomes one line on stderr and an exit code (docs/reference/exit-codes.md: 0 ok, 1 failure, 2 bad input, 3 preflight).
 """
 
 from __future__ import annotations

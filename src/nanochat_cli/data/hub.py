@@ -1,6 +1,6 @@
 """HF datasets for mid/SFT/eval: what each phase needs, fetching it, and loading it offline for real.
 
-`REQUIRED[phase]` lists (repo, name, split) per DATASET-FORMATS.md §0 (nanochat @10231df); `FILES[phase]` the
+`REQUIRED[phase]` lists (repo, name, split) per docs/explanation/hub-and-datasets.md (nanochat @10231df); `FILES[phase]` the
 non-datasets items. Presence is decided only by loading: `load_split` calls `load_dataset(path=, name=, split=,
 cache_dir=<home>/datasets)` with the hub switched offline at call time (huggingface_hub and datasets read the
 flag from module attributes on every request, so this works whatever was imported before; measured 0.07 s for

@@ -35,7 +35,7 @@ class ChecksumMismatch(Exception):
 
 
 def _verify_checksums(api, repo: str, sha: str, hub_cache: str) -> None:
-    """The hub accepts a body of the right length whatever its bytes (LOOPBACK-HUB.md §3); a cached file's
+    """The hub accepts a body of the right length whatever its bytes (docs/explanation/hub-and-datasets.md); a cached file's
     sha1/sha256 must match the tree listing's oid, or the download is redone."""
     v = api.verify_repo_checksums(repo, repo_type="dataset", revision=sha, cache_dir=hub_cache)
     if v.mismatches:

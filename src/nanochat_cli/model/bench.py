@@ -1,6 +1,6 @@
 """`nanochat bench train`: time the full training step (forward + loss, backward, optimizer, zero_grad).
 
-With no options it measures the reference config that PERF-NOTES and nanochat's own bench use: depth
+With no options it measures the reference config that docs/explanation/cpu-training-speed.md and nanochat's own bench use: depth
 4, width 256, 4 heads of 64, full causal attention, seq 256, vocab 8192, device batch 8 (2,048 tokens
 per step), 2 threads, random token batches made before timing. Warm-up steps (which include the
 torch.compile, ~45 s+ cold on 2 cores) run outside the timed region. It measures; it asserts nothing.

@@ -1,7 +1,7 @@
 """The fast training step: what `prepare_for_training` does to a GPT, kept apart so gpt.py stays readable.
 
 It changes no parameter and no state_dict key. It sets the compute dtype (explicit casts, no autocast:
-under torch.compile on CPU autocast ran at 4,171 vs 5,498 tok/s, PERF-NOTES), compiles the trunk with an
+under torch.compile on CPU autocast ran at 4,171 vs 5,498 tok/s, docs/explanation/cpu-training-speed.md), compiles the trunk with an
 eager fallback, swaps in a hand-written attention on CPU (bf16 AVX512 CPU: 25–30 ms/step less than SDPA;
 fp32 on a 2-core AVX2 EPYC: a tie, 1,013 vs 1,023 tok/s of CPU time), computes the loss with a chunked
 head that never holds the full fp32 logits and makes its own gradient, and on glibc keeps freed memory
@@ -98,7 +98,7 @@ class ChunkedLossHead(torch.autograd.Function):
 @functools.lru_cache(maxsize=1)
 def keep_freed_memory() -> bool:
     """glibc: serve big allocations from the heap and never trim it, so the per-step logits and
-    activations reuse warm pages (10–15% of the step here, PERF-NOTES). Costs RSS held at its peak."""
+    activations reuse warm pages (10–15% of the step here, docs/explanation/cpu-training-speed.md). Costs RSS held at its peak."""
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -2,7 +2,7 @@
 
 Muon = SGD-momentum (Nesterov) whose update is orthogonalised by 5 Newton–Schulz steps; same-shape
 matrices are stacked and orthogonalised in one batched call (compiled: ~170 -> ~70 ms/step at the
-reference config, PERF-NOTES). Distributed: the optimizers average gradients across ranks themselves,
+reference config, docs/explanation/cpu-training-speed.md). Distributed: the optimizers average gradients across ranks themselves,
 so do NOT wrap the model in DDP. Muon shards its work (each rank orthogonalises ~1/world of the
 matrices, then all-gathers them); gradients are reduce-scattered on nccl and all-reduced on gloo, which
 lacks reduce_scatter for some dtypes (cost: 2× the reduce traffic on CPU clusters). AdamW state is
