@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 from nanochat_cli import checkpoint as ck
@@ -281,7 +280,7 @@ class Report:
 
 def run_doctor(cfg, phases: tuple[str, ...]) -> Report:
     """Run every registered check; a check that crashes is itself a FAIL row (the doctor never dies)."""
-    ctx = Context(cfg=cfg, phases=phases, paths=Paths(Path(cfg.home).expanduser()))
+    ctx = Context(cfg=cfg, phases=phases, paths=Paths.of(cfg))
     results: list[Result] = []
     for check in CHECKS:
         try:

@@ -20,8 +20,12 @@ PHASES = ("base", "mid", "sft")
 
 
 class Paths:
+    """The locations under one home. Build it with `Paths.of(cfg)` (or `Paths(dir)` for a home that is not the
+    config's, e.g. a scratch directory); the home is made absolute (`~` expanded, symlinks kept), so paths
+    written into job scripts and manifests mean the same thing from any working directory."""
+
     def __init__(self, home: Path | str):
-        self.home = Path(home).expanduser()
+        self.home = Path(os.path.abspath(Path(home).expanduser()))
 
     @classmethod
     def of(cls, cfg) -> "Paths":

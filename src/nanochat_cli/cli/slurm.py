@@ -74,7 +74,7 @@ def render(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = N
     from nanochat_cli.slurm.render import submit_hint, write_jobs
 
     resolved, rendered = _render(ctx, profile, config, nodes, phases, from_, time, run, per_phase, command)
-    written = write_jobs(rendered, _out_dir(out, Paths(resolved.config.home).run_dir(rendered.run)))
+    written = write_jobs(rendered, _out_dir(out, Paths.of(resolved.config).run_dir(rendered.run)))
     if json:
         output.emit_json({"run": rendered.run, "log_dir": str(rendered.log_dir), "scripts": [str(p) for p in written],
                           "submit": submit_hint(rendered, written)})
@@ -95,7 +95,7 @@ def submit(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = N
     from nanochat_cli.slurm.render import write_jobs
 
     resolved, rendered = _render(ctx, profile, config, nodes, phases, from_, time, run, per_phase, command)
-    paths = Paths(resolved.config.home)
+    paths = Paths.of(resolved.config)
     written = write_jobs(rendered, _out_dir(out, paths.run_dir(rendered.run)))
     record = submit_jobs(paths, rendered.run, written, [js.phases for js in rendered.scripts], rendered.log_dir,
                          dry_run=dry_run)
@@ -121,7 +121,7 @@ def status(ctx: typer.Context, run: Annotated[Optional[str], typer.Option(
     from nanochat_cli.slurm.jobs import status as job_status
 
     resolved = build_config(ctx, profile, config)
-    record = job_status(Paths(resolved.config.home), run)
+    record = job_status(Paths.of(resolved.config), run)
     if json:
         output.emit_json(record)
         return

@@ -130,7 +130,7 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
     if is_placeholder(run):
         # Training swaps placeholder names for generated ids, so the job's logs and the run would part ways.
         raise UsageError(f"run name {run!r} looks like a placeholder", "pass a descriptive --run, e.g. d20-a100x8-v1")
-    paths = Paths(Path(os.path.abspath(cfg.home_dir)))
+    paths = Paths.of(cfg)
     log_dir = Path(os.path.abspath(s.log_dir.expanduser())) if s.log_dir else paths.run_logs(run)
     _sbatch_value("slurm.log_dir (or the home it derives from)", str(log_dir))
     conf = ("--config", str(Path(os.path.abspath(Path(config_file).expanduser())))) if config_file else ()
