@@ -56,16 +56,9 @@ def register(fn: Check) -> Check:
 def parse_phases(text: str | None) -> tuple[str, ...]:
     """`all` (default), one phase, a comma list in pipeline order (the first one's predecessor must have
     a checkpoint: mid needs base, sft needs mid), or `none` (only GPUs, home, disk, run name)."""
-    if text is None or text == "all":
-        return PHASES
-    if text == "none":
-        return ()
-    chosen = tuple(p.strip() for p in text.split(",") if p.strip())
-    bad = [p for p in chosen if p not in PHASES]
-    if bad or not chosen:
-        raise UsageError(f"unknown phase {', '.join(bad) or repr(text)} for --phase",
-                         "use base, mid, sft, all, none or a list such as mid,sft")
-    return chosen
+    from nanochat_cli.phase_list import parse_phase_list
+
+    return parse_phase_list("all" if text is None else text, PHASES, "--phase", {"all": PHASES, "none": ()})
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -22,13 +22,12 @@ FETCH_EPILOG = """Examples:
 
   nanochat data fetch all --profile a100x8       # shards + mid/SFT/eval datasets, bundle, word list"""
 
-PHASE_WORDS = ("base", "mid", "sft", "eval", "all")
 
+def _data_phases(what: str) -> list[str]:
+    """base, mid, sft, eval, a comma list of them, or all (one line, exit 2, for anything else)."""
+    from nanochat_cli.data import hub
 
-def _phase_word(what: str) -> str:
-    if what not in PHASE_WORDS:
-        raise UsageError(f"unknown phase '{what}'", "choose base, mid, sft, eval or all")
-    return what
+    return hub.parse_phases(what)
 
 
 def _print_report(report, as_json: bool, title: str) -> None:
@@ -57,7 +56,7 @@ def fetch(ctx: typer.Context,
               "--retries", help="Retries per file, with exponential backoff (data.retries).")] = None,
           profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Download what a phase needs, verify it by loading it, and report a table."""
-    what = _phase_word(what)
+    _data_phases(what)  # bad input fails before the config is built
     cfg = build_config(ctx, profile, config, {
         "data.shards": shards, "data.base_url": base_url, "data.source": source, "data.hf_endpoint": hf_endpoint,
         "data.fetch_workers": workers, "data.retries": retries}).config
@@ -109,7 +108,7 @@ def status(ctx: typer.Context,
         phases = hub.phases_needed(cfg)
         what = " ".join(phases) if len(phases) > 1 else phases[0]
     else:
-        phases = hub.parse_phases(_phase_word(what))
+        phases = _data_phases(what)
     report = hub.check(cfg, phases)
     _print_report(report, json, f"data for {what} (offline check, profile {cfg.profile})")
     if report.problems:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from nanochat_cli.errors import NanochatError, PreflightError, UsageError
+from nanochat_cli.errors import NanochatError, PreflightError
 from nanochat_cli.paths import Paths
 
 PHASES = ("mid", "sft", "eval")
@@ -60,12 +60,10 @@ FILES: dict[str, list[str]] = {"base": ["shards"], "mid": ["words"], "sft": ["wo
 
 
 def parse_phases(word: str) -> list[str]:
-    """`base`, `mid`, `sft`, `eval` or `all` (= all four) as a list of phases."""
-    if word == "all":
-        return list(ALL_PHASES)
-    if word not in ALL_PHASES:
-        raise UsageError(f"unknown phase '{word}'", "choose base, mid, sft, eval or all")
-    return [word]
+    """`base`, `mid`, `sft`, `eval`, a comma list of them, or `all` (= all four) as a list of phases."""
+    from nanochat_cli.phase_list import parse_phase_list
+
+    return list(parse_phase_list(word, ALL_PHASES, "data phase", {"all": ALL_PHASES}))
 
 
 def phases_needed(cfg) -> list[str]:
