@@ -66,6 +66,7 @@ app.add_typer(bench.app, name="bench")
 app.command("report")(report.report)
 app.command("speedrun")(speedrun.speedrun)
 app.add_typer(interop.export_app, name="export")
+app.add_typer(interop.import_app, name="import")
 
 
 def main(argv: list[str] | None = None) -> None:
