@@ -263,6 +263,8 @@ def _run_phase(stack: ExitStack, cfg, phase: str, resume: bool, run_id: str | No
     # ----- model and optimizers
     torch.manual_seed(cfg.train.seed)
     gpt_config = GPTConfig.from_config(cfg, tokenizer.vocab_size)
+    if start_from is not None and cfg.model.file is None:
+        gpt_config = _continued_shape(gpt_config, start_from.meta, lambda text: _say(text, rank0))
     if cfg.model.file is not None:
         from nanochat_cli.learn.loader import build_user_model
 
@@ -448,6 +450,25 @@ def _run_phase(stack: ExitStack, cfg, phase: str, resume: bool, run_id: str | No
                               train_seconds=round(elapsed, 3))
     return PhaseResult(phase=phase, status=status, step=step, num_iterations=num_iterations, checkpoint=ckpt_path,
                        run_id=run_id, run_dir=str(paths.run_dir(run_id)), metrics=dict(metrics), signal=stop.name)
+
+
+def _continued_shape(configured, meta: dict, say):
+    """A phase continues the model its checkpoint holds: that checkpoint's recorded model_config wins over the
+    one cfg.model describes (an imported model's shape need not be the profile's), said when they differ."""
+    from dataclasses import asdict
+
+    from nanochat_cli.model.gpt import GPTConfig
+
+    mc = meta.get("model_config")
+    try:
+        recorded = GPTConfig(**mc) if isinstance(mc, dict) and mc else None
+    except (TypeError, ValueError):
+        recorded = None
+    if recorded is None or recorded == configured:
+        return configured
+    differ = ", ".join(f"{k} {v}" for k, v in asdict(recorded).items() if getattr(configured, k) != v)
+    say(f"note: the model keeps the shape of the checkpoint it starts from ({differ}), not the config's")
+    return recorded
 
 
 def _load_weights(model, state: dict, where: Path) -> None:
