@@ -242,3 +242,32 @@ def test_a_truncated_safetensors_file_through_the_cli(export_dir, tmp_path):
     WEIGHTS["truncated"][0](d)
     line = one_line_error(cli(tmp_path / "home", "import", "hf", str(d), "--no-verify"))
     assert "model.safetensors is not a complete safetensors file" in line
+
+
+def test_sharded_and_bin_weights_import_like_a_single_file(export_dir, round_trip, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from nanochat_cli import checkpoint as ck
+    from nanochat_cli.interop.import_hf import import_hf
+
+    expected = load_file(str(Path(round_trip.checkpoint) / ck.MODEL_FILE))
+    tensors = load_file(str(export_dir / "model.safetensors"))
+    names = sorted(tensors)
+    sharded = edited(export_dir, tmp_path)
+    (sharded / "model.safetensors").unlink()
+    weight_map = {}
+    for i, part in enumerate((names[: len(names) // 2], names[len(names) // 2:])):
+        file = f"model-{i + 1:05d}-of-00002.safetensors"
+        save_file({k: tensors[k] for k in part}, str(sharded / file), metadata={"format": "pt"})
+        weight_map.update({k: file for k in part})
+    (sharded / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    binary = tmp_path / "bin"
+    shutil.copytree(sharded, binary)
+    for f in binary.glob("model*"):
+        f.unlink()
+    torch.save(tensors, binary / "pytorch_model.bin")
+    for d, run in ((sharded, "sharded"), (binary, "bin")):
+        got = import_hf(cfg_of(tmp_path / "home"), d, run=run, phase="mid", verify=False)
+        state = load_file(str(Path(got.checkpoint) / ck.MODEL_FILE))
+        assert all(torch.equal(state[k], expected[k]) for k in expected), run

@@ -67,11 +67,13 @@ def export_hf(cfg, phase: str, out: Path | str, *, run: str | None = None, step:
     from nanochat_cli.interop.weights import to_hf_state
     from nanochat_cli.model.inference import load_for_inference
     from nanochat_cli.paths import Paths, ensure_dir
+    from nanochat_cli.writable import check_writable_dir
 
     if weights not in WEIGHT_DTYPES:
         raise UsageError(f"--dtype {weights!r} is not one of {', '.join(WEIGHT_DTYPES)}")
     out = Path(out).expanduser()
     _check_out(out)
+    check_writable_dir(out.parent, "--out's parent", "choose an --out in a directory you can write")
     if verify:  # before any work: the check needs transformers
         require_transformers("verifying the export (--verify)", "or skip the check with --no-verify")
     loaded = load_for_inference(cfg, phase, step, device="cpu", run=run, depth=depth, quiet=False)

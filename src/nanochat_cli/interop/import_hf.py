@@ -47,10 +47,12 @@ def read_weights(directory: Path) -> tuple[dict, dict, list[Path]]:
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
             files = sorted(set(weight_map.values()))
-            assert isinstance(weight_map, dict) and all(isinstance(f, str) and "/" not in f for f in files)
-        except Exception:  # noqa: BLE001 - unreadable, not JSON, no weight_map, a path outside the directory
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError, AttributeError):
+            weight_map, files = None, []
+        if not isinstance(weight_map, dict) or not all(isinstance(f, str) and f and "/" not in f and f != ".."
+                                                       for f in files):
             raise UsageError(f"{index} is not a safetensors index (a weight_map of tensor → file in this "
-                             "directory)") from None
+                             "directory)")
         tensors, first_meta = {}, {}
         for name in files:
             part, meta = _safetensors(directory / name)
