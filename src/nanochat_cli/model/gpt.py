@@ -9,6 +9,8 @@ Choices (each explained in docs/explanation/model-architecture.md):
 Weights stay fp32 (the optimizers' master copy); every matmul runs in `self.compute_dtype` by casting
 the weight to the activation dtype, so bf16 needs no autocast (inside torch.compile on CPU autocast cost
 ~24% of the step, PERF-NOTES). Speed tricks for training live in model/compiled.py, not here.
+Maintainers: learn mode matches this file's lines by pattern (learn/skeleton.py derives the learner's
+skeleton from it, learn/fingerprints.py its known bugs), so reformat it only with tests/learn run.
 """
 
 from __future__ import annotations
