@@ -127,13 +127,7 @@ def _run(cfg, opts: ServeOptions, sock: socket.socket, scheduler, app, threads: 
     async def lifespan(_app):
         import asyncio
 
-        loop = asyncio.get_running_loop()
-
-        def deliver(events):
-            for job, event in events:
-                job.tag.put_nowait((job, event))
-
-        scheduler.post = lambda events: loop.call_soon_threadsafe(deliver, events)
+        scheduler.post = _Mailbox(asyncio.get_running_loop()).post
         exact = scheduler.exactness
         log(f"serving {app.state.model_id} at {url} — web chat: {url} · API: {url}v1 · {sc.max_batch} sequences "
             f"per step ({threads} thread{'s' if threads > 1 else ''}; exact batch sizes {exact.get('batch_sizes')}) "
@@ -154,6 +148,30 @@ def _run(cfg, opts: ServeOptions, sock: socket.socket, scheduler, app, threads: 
                             timeout_graceful_shutdown=sc.shutdown_grace, log_level="warning")
     server = _Server(config, on_stop=lambda name: _stopping(scheduler, name, sc.shutdown_grace, log))
     server.run(sockets=[sock])
+
+
+class _Mailbox:
+    """Hands the worker's events to the event loop: one wake-up per batch that the loop has not yet picked up.
+    Waking the loop costs the worker a syscall and a wait for the GIL, so when the loop is still busy with the
+    previous step's events, the next step's are added to the same delivery instead of waking it again."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.pending: list = []
+
+    def post(self, events: list) -> None:
+        with self.lock:
+            wake = not self.pending
+            self.pending.extend(events)
+        if wake:
+            self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self.lock:
+            events, self.pending = self.pending, []
+        for job, event in events:
+            job.tag.put_nowait((job, event))
 
 
 def _default_threads() -> int:
