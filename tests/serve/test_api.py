@@ -180,6 +180,8 @@ ERRORS = [
      400, "messages"),
     ("unknown model", _chat(model="gpt-4o"), 404, "model"),
     ("oversized body", json.dumps({"messages": [{"role": "user", "content": "x" * (1 << 20)}]}).encode(), 413, None),
+    ("not UTF-8", b'{"messages": [{"role": "user", "content": "\xff"}]}', 400, None),
+    ("nested too deep", b"[" * 100_000 + b"]" * 100_000, 400, None),
 ]
 
 
@@ -191,6 +193,21 @@ def test_bad_input_gets_an_openai_error_with_the_right_status(server, name, body
     assert set(err) == {"message", "type", "param", "code"} and err["message"] and err["type"]
     assert err["param"] == param
     assert b"Traceback" not in data
+
+
+def test_an_oversized_chunked_body_is_413_as_it_arrives(server):
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    pieces = (b"x" * 65536 for _ in range(40))  # 2.5 MiB without a Content-Length
+    conn.request("POST", "/v1/chat/completions", body=pieces, encode_chunked=True)
+    r = conn.getresponse()
+    assert r.status == 413 and json.loads(r.read())["error"]["code"] == "request_too_large"
+
+
+def test_lone_surrogates_in_json_are_replaced_not_a_crash(server):
+    body = b'{"messages": [{"role": "user", "content": "hi \\ud800 there"}], "max_tokens": 2}'
+    status, _, data = _raw(server, "POST", "/v1/chat/completions", body)
+    assert status == 200, data
 
 
 def test_context_errors_say_so_and_unknown_paths_and_methods_are_openai_shaped(server):

@@ -85,7 +85,9 @@ def test_samples_share_a_prefill_and_a_seed_reproduces_them(scheduler, model_tok
     prompt = tok.encode("Once upon a time", prepend=tok.bos_id)
     sampled = Sampling(max_tokens=12, temperature=1.0, top_k=50, seed=7, ignore_eos=True)
     a, b = Job(prompt, sampled, n=3), Job(prompt, sampled, n=3)
+    prefills = s.stats["requests"]
     first = [f.text for f in _run(s, events, [a])[id(a)]]
+    assert s.stats["requests"] == prefills + 1  # three samples, one prefill
     # the same seed beside another job gives the same samples (per-sample generators)
     again = _run(s, events, [b, Job(prompt, Sampling(max_tokens=12, temperature=0.0), n=2)])[id(b)]
     assert [f.text for f in again] == first

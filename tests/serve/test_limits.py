@@ -118,6 +118,20 @@ def test_a_client_that_leaves_mid_stream_frees_its_slot(server):
     assert ok.chat.completions.create(model="sft", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
 
 
+def test_a_client_that_leaves_before_a_non_streamed_reply_stops_it(server):
+    body = {"messages": [{"role": "user", "content": "non-streamed"}], "max_tokens": 4000, "ignore_eos": True}
+    c = _conn(server)
+    c.request("POST", "/v1/chat/completions", body=json.dumps(body).encode(), headers=AUTH)
+    for _ in range(500):  # until it is being decoded
+        if _health(server)["active"]:
+            break
+        time.sleep(0.005)
+    c.sock.close()
+    assert _wait_idle(server)["active"] == 0
+    # noticed as a disconnect (499, "client left"), not by the 1 s timeout (504)
+    assert any("(client left)" in line and " 499 " in line for line in server.log_lines())
+
+
 def test_a_reply_over_the_timeout_is_cancelled_with_504(server):
     body = {"messages": [{"role": "user", "content": "go on"}], "max_tokens": 4000, "ignore_eos": True}
     status, _, data = _request(server, "POST", "/v1/chat/completions", body, AUTH)

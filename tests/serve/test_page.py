@@ -63,6 +63,10 @@ def _send(page, text: str, max_tokens: int) -> None:
 
 
 def test_a_streamed_reply_appears_as_text_with_the_tool_call_drawn_apart(page, server):
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/chat/completions") else None)
+    page.fill("#temperature", "0")
+    page.fill("#top-k", "7")
     _send(page, "Hello <b>there</b>", 60)
     reply = page.locator(".msg.assistant").last
     sync_api.expect(reply).to_contain_text("la la", timeout=30_000)
@@ -74,6 +78,8 @@ def test_a_streamed_reply_appears_as_text_with_the_tool_call_drawn_apart(page, s
     assert reply.locator(".tool-call").inner_text() == "6*7"
     assert reply.locator(".tool-result").inner_text() == "42"
     assert "stopped at the token limit" in reply.inner_text() and "60 tokens" in reply.inner_text()
+    assert sent[-1]["temperature"] == 0 and sent[-1]["top_k"] == 7 and sent[-1]["max_tokens"] == 60
+    assert sent[-1]["stream"] is True and sent[-1]["messages"] == [{"role": "user", "content": "Hello <b>there</b>"}]
     assert page.problems == []
 
 

@@ -111,42 +111,52 @@ class BatchedDecoder:
             return self.capacity
         return min(self.capacity, -(-needed // LENGTH_BUCKET) * LENGTH_BUCKET)
 
-    def _linear(self, x: torch.Tensor, name: str, layer: int = 0) -> torch.Tensor:
+    def _linear(self, x: torch.Tensor, name: str, layer: int = 0, residual: torch.Tensor | None = None):
+        """x @ W (+ residual, added inside the matmul on CPU: one kernel instead of two)."""
         w = self.w[name][layer]
-        return x @ w if self._transposed else F.linear(x, w)
+        if self._transposed:
+            return x @ w if residual is None else torch.addmm(residual, x, w)
+        y = F.linear(x, w)
+        return y if residual is None else residual + y
 
     def _forward(self, tok: torch.Tensor, pos: torch.Tensor, length: int) -> torch.Tensor:
         """GPT.forward for one new token per row (the same math: rotary, QK-norm, ReLU², soft-cap), with per-row
-        positions. tok, pos: (M,); attends over cache positions [0, length)."""
+        positions. tok, pos: (M,); attends over cache positions [0, length). A step is ~20 kernels per layer,
+        each a few microseconds on a CPU, so per-step work is hoisted out of the layer loop and ops are fused
+        where torch has a fused form (addmm, baddbmm, roll for the rotary halves)."""
         model, c = self.model, self.config
         m = tok.size(0)
         h, hkv, d = c.n_head, c.n_kv_head, c.head_dim
         group = h // hkv  # query heads per kv head (GQA): head j*group + g reads kv head j
         cos = model.cos[pos].to(self.dtype)[:, None, :]  # (M, 1, D/2): broadcast over heads
         sin = model.sin[pos].to(self.dtype)[:, None, :]
+        # rotary as x·cos2 + roll(x)·sin2: roll swaps the halves, the sign lives in sin2; the same products and
+        # sums as gpt.apply_rotary (x1·cos − x2·sin, x1·sin + x2·cos), so the same numbers
+        cos2, sin2 = torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
         rows = torch.arange(m, device=self.device)
         visible = torch.arange(length, device=self.device)[None, :] <= pos[:, None]  # (M, L)
-        mask = torch.zeros(m, 1, 1, length, device=self.device, dtype=self.dtype)
+        mask = torch.zeros(m, hkv, 1, length, device=self.device, dtype=self.dtype)
         mask.masked_fill_(~visible[:, None, None, :], float("-inf"))
+        mask = mask.view(m * hkv, 1, length)  # added inside the attention matmul (baddbmm)
         x = norm(model.transformer.wte(tok).to(self.dtype))  # (M, C)
-        half, nqk = d // 2, (h + hkv) * d
+        nqk, scale = (h + hkv) * d, d ** -0.5
         for layer in range(c.n_layer):
             qkv = self._linear(norm(x), "qkv", layer)  # (M, (H + 2·Hkv)·D)
             qk = qkv[:, :nqk].view(m, h + hkv, d)  # queries and keys get rotary + norm together
             v = qkv[:, nqk:].view(m, hkv, d)
-            a, b = qk[..., :half], qk[..., half:]
-            qk = norm(torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1))  # as gpt.apply_rotary
+            qk = norm(qk * cos2 + torch.roll(qk, d // 2, dims=-1) * sin2)
             q, k = qk[:, :h], qk[:, h:]
             self.k[layer, rows, :, pos] = k  # each row's new key at its own position
             self.v[layer, rows, :, pos] = v
-            keys = self.k[layer, :m, :, :length]  # (M, Hkv, L, D)
-            values = self.v[layer, :m, :, :length]
-            q = q.reshape(m, hkv, group, d) * (d ** -0.5)
-            att = torch.softmax(q @ keys.transpose(-1, -2) + mask, dim=-1)  # (M, Hkv, G, L)
-            y = (att @ values).reshape(m, h * d)
-            x = x + self._linear(y, "proj", layer)
-            x = x + self._linear(F.relu(self._linear(norm(x), "fc", layer)).square(), "fc_out", layer)
-        logits = self._linear(norm(x), "head").float()
+            keys = self.k[layer, :m, :, :length].reshape(m * hkv, length, d)  # views: (M·Hkv, L, D)
+            values = self.v[layer, :m, :, :length].reshape(m * hkv, length, d)
+            scores = torch.baddbmm(mask, q.reshape(m * hkv, group, d), keys.transpose(1, 2), alpha=scale)
+            y = torch.bmm(torch.softmax(scores, dim=-1), values).view(m, h * d)  # (M·Hkv, G, D) → (M, H·D)
+            x = self._linear(y, "proj", layer, residual=x)
+            x = self._linear(F.relu(self._linear(norm(x), "fc", layer)).square(), "fc_out", layer, residual=x)
+        logits = self._linear(norm(x), "head")
+        if logits.dtype != torch.float32:
+            logits = logits.float()
         cap = c.softcap
         return cap * torch.tanh(logits / cap)  # as GPT.logits
 
