@@ -9,13 +9,15 @@ sample closes <|python_start|>…<|python_end|> the expression goes to `calculat
 is forced as <|output_start|>…<|output_end|>.
 
 All torch work happens on the worker thread, so the event loop keeps answering (/health during a reply).
-Results go back in one batch per step through `post` (on the server: `loop.call_soon_threadsafe`).
+Results go back in batches through `post` (on the server: one event-loop wake-up): first tokens, ends and
+errors at once, text of replies in progress at most every `flush_interval` seconds.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
@@ -103,7 +105,7 @@ def sample_token(logits, s: Sampling, generator) -> int:
 
 class Scheduler:
     def __init__(self, model, tokenizer, max_batch: int = 8, max_queue: int = 64, threads: int | None = None,
-                 log: Callable[[str], None] = lambda line: None):
+                 log: Callable[[str], None] = lambda line: None, flush_interval: float = 0.0):
         self.model, self.tokenizer = model, tokenizer
         self.max_batch, self.max_queue, self.threads = max_batch, max_queue, threads
         self.capacity = model.config.seq_len
@@ -125,6 +127,9 @@ class Scheduler:
         self._wake = threading.Event()
         self._rows: list[_Row] = []
         self._events: list = []
+        self.flush_interval = flush_interval
+        self._urgent = False  # a first token, an end or an error waits to be sent: send at once
+        self._last_flush = 0.0
         self._stop = False
         self.closing = False
         self.ready = threading.Event()
@@ -196,7 +201,7 @@ class Scheduler:
                     if self._rows:
                         self._step()
                     elif not admitted:
-                        self._flush()
+                        self._flush(urgent=True)
                         self._wake.wait(1.0)
                 except Exception:
                     self._log("error: decoding failed; the requests in progress get an error:\n"
@@ -204,16 +209,23 @@ class Scheduler:
                     for job in {r.job for r in self._rows}:
                         self._events.append((job, ("error", "internal error while decoding (see the server log)")))
                     self._rows = []
+                    self._urgent = True
                 self._flush()
         self._abandon("the server is shutting down")
 
-    def _flush(self) -> None:
-        if self._events:
-            events, self._events = self._events, []
-            try:
-                self.post(events)
-            except RuntimeError:  # the event loop is closed: nobody is listening any more
-                pass
+    def _flush(self, urgent: bool = False) -> None:
+        """Hand the events to the caller. Mid-reply text may wait up to `flush_interval` seconds and go with the
+        next steps' text: each hand-over costs the worker a wait for the GIL while the event loop writes."""
+        if not self._events:
+            return
+        if not (urgent or self._urgent) and time.monotonic() - self._last_flush < self.flush_interval:
+            return
+        events, self._events = self._events, []
+        self._urgent, self._last_flush = False, time.monotonic()
+        try:
+            self.post(events)
+        except RuntimeError:  # the event loop is closed: nobody is listening any more
+            pass
 
     def _abandon(self, message: str) -> None:
         with self._lock:
@@ -222,7 +234,7 @@ class Scheduler:
         self._rows = []
         for job in dict.fromkeys(jobs):
             self._events.append((job, ("error", message)))
-        self._flush()
+        self._flush(urgent=True)
 
     def _admit(self) -> bool:
         """Prefill waiting jobs while their samples fit in free slots (first come, first served)."""
@@ -244,7 +256,7 @@ class Scheduler:
                 self._log("error: prefill failed:\n" + traceback.format_exc().rstrip())
                 self._rows = [r for r in self._rows if r.job is not job]
                 self._events.append((job, ("error", "internal error while reading the prompt (see the server log)")))
-            self._flush()  # first tokens out before the next step: time to first token
+            self._flush(urgent=True)  # first tokens out before the next step: time to first token
 
     def _prefill(self, job: Job) -> None:
         import torch
@@ -330,6 +342,7 @@ class Scheduler:
             self._emit_text(r, tail)
         text = "" if r.job.stream else "".join(r.pieces)
         self._events.append((r.job, ("done", Finished(r.index, reason, r.generated, text))))
+        self._urgent = True
         r.done = True
 
     def _drop_cancelled(self) -> None:
