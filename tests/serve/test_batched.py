@@ -68,14 +68,31 @@ def scheduler(model_tok):
 
 
 def test_greedy_alone_equals_batched_with_seven_others(scheduler, model_tok):
+    """Requests of different lengths that join and leave at different steps (so the batch runs at every size
+    from 1 to 8, rows move between slots) get exactly the tokens each gets alone."""
     s, events = scheduler
     _, tok = model_tok
     prompts = [tok.encode(f"Tell me about the number {i}." * (1 + i % 3), prepend=tok.bos_id) for i in range(8)]
-    sampling = Sampling(max_tokens=40, temperature=0.0, ignore_eos=True)
-    alone = [_run(s, events, [j])[id(j)][0].text for j in (Job(p, sampling) for p in prompts)]
-    together_jobs = [Job(p, sampling) for p in prompts]
-    together = _run(s, events, together_jobs)
-    assert [together[id(j)][0].text for j in together_jobs] == alone
+    lengths = [12 + 7 * i for i in range(8)]
+    sampling = [Sampling(max_tokens=n, temperature=0.0, ignore_eos=True) for n in lengths]
+    alone = [_run(s, events, [j])[id(j)][0].text for j in (Job(p, k) for p, k in zip(prompts, sampling))]
+    jobs = [Job(p, k, stream=True) for p, k in zip(prompts, sampling)]
+    texts: dict[int, list[str]] = {id(j): [] for j in jobs}
+    for j in jobs[:3]:
+        s.submit(j)
+    done, waiting = 0, jobs[3:]
+    while done < len(jobs):
+        job, ev = events.get(timeout=60)
+        if ev[0] == "text":
+            texts[id(job)].append(ev[2])
+            if waiting and len(texts[id(job)]) == 5:  # the others join a few steps later, one by one
+                s.submit(waiting.pop(0))
+        else:
+            assert ev[0] == "done" and ev[1].completion_tokens == lengths[jobs.index(job)]
+            done += 1
+            if waiting:
+                s.submit(waiting.pop(0))
+    assert ["".join(texts[id(j)]) for j in jobs] == alone
     assert len(set(alone)) > 1  # the prompts really lead to different replies
 
 
