@@ -16,7 +16,7 @@ import typer
 
 from nanochat_cli import __version__
 from nanochat_cli.cli import (bench, chat, config_cmd, data, doctor, eval_cmd, interop, learn, report, resume, runs,
-                              slurm, speedrun, tokenizer, train)
+                              serve, slurm, speedrun, tokenizer, train)
 from nanochat_cli.errors import EXIT_FAILURE, EXIT_USAGE, NanochatError
 from nanochat_cli.signals import Interrupted, exit_code_for
 
@@ -58,6 +58,7 @@ app.command("resume")(resume.resume)
 app.add_typer(runs.app, name="runs")
 app.add_typer(eval_cmd.app, name="eval")
 app.command("chat", epilog=chat.EPILOG)(chat.chat)
+app.command("serve", epilog=serve.EPILOG)(serve.serve)
 app.add_typer(learn.app, name="learn")
 app.add_typer(slurm.app, name="slurm")
 app.add_typer(config_cmd.app, name="config")
