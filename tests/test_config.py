@@ -79,6 +79,9 @@ def test_none_flags_are_not_set():
     ({"train.device_batch_size": 3}, "total_batch_size"),
     ({"train.device": "tpu"}, "train.device"),
     ({"model.n_kv_heads": 3}, "n_kv_heads"),
+    ({"rl.samples_per_problem": 12, "rl.device_batch_size": 8}, "rl.samples_per_problem"),
+    ({"rl.problems_per_step": 3, "dist.nproc": 2}, "rl.problems_per_step"),
+    ({"rl.task": "mmlu"}, "rl.task"),
 ])
 def test_invalid_values_name_the_field(flags, needle):
     with pytest.raises(UsageError) as e:

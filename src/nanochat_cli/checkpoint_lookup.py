@@ -20,7 +20,8 @@ from nanochat_cli.errors import UsageError
 from nanochat_cli.paths import PHASES, Paths
 from nanochat_cli.runs import check_run_name, no_such_run, run_names
 
-PRODUCER = {"base": "nanochat train base", "mid": "nanochat train mid", "sft": "nanochat train sft"}
+PRODUCER = {"base": "nanochat train base", "mid": "nanochat train mid", "sft": "nanochat train sft",
+            "rl": "nanochat train rl"}
 
 
 @dataclass

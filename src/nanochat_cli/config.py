@@ -231,6 +231,51 @@ class SftConfig(Section):
     """Validation batches per evaluation (nanochat: 100)."""
 
 
+class RlConfig(Section):
+    """Reinforcement learning (`nanochat train rl`): on-policy sampling from the SFT model, reward = the right
+    final answer (calculator calls executed), advantage = reward − the mean over the problem's samples, a
+    policy-gradient loss on the sampled tokens, no KL term. Defaults are nanochat's chat_rl numbers."""
+
+    task: Literal["auto", "gsm8k", "arithmetic"] = "auto"
+    """Problems to learn from and to evaluate on: `gsm8k` (GSM8K train/test; `nanochat data fetch sft`),
+    `arithmetic` (the packaged word-problem generator, no network; disjoint train/test seeds), or `auto` =
+    gsm8k when sft.mixture is hub, else arithmetic."""
+    num_iterations: int = Field(-1, ge=-1)
+    """Optimizer steps; -1 = one pass over the training problems (GSM8K: 7,473; arithmetic: 10,000) in steps
+    of problems_per_step."""
+    problems_per_step: int = Field(16, ge=1, le=MAX_BATCH)
+    """Problems per optimizer step over all devices (nanochat: 16); a multiple of the world size."""
+    samples_per_problem: int = Field(16, ge=1, le=MAX_BATCH)
+    """Completions sampled per problem (nanochat: 16); the advantage is each one's reward minus their mean."""
+    device_batch_size: int = Field(8, ge=1, le=MAX_BATCH)
+    """Completions per sampling batch and per forward pass (nanochat: 8); samples_per_problem must be a
+    multiple of it, or at most it."""
+    max_new_tokens: int = Field(256, ge=1)
+    """Most tokens sampled per completion (nanochat: 256)."""
+    temperature: float = Field(1.0, ge=0.001, le=100)
+    """Sampling temperature for training and for the pass@k evaluation (nanochat: 1.0)."""
+    top_k: int = Field(50, ge=0)
+    """Sample only from the k most likely tokens (0 = all; nanochat: 50)."""
+    init_lr_frac: float = Field(0.05, gt=0, le=10)
+    """Learning rates are the [train] ones times this (nanochat RL: 0.05), then decay linearly to 0."""
+    eval_every: int = Field(60, ge=0)
+    """Steps between pass@k evaluations on held-out problems (0 = only at the start and the end)."""
+    eval_problems: int = Field(400, ge=1)
+    """Held-out problems per evaluation (nanochat: 400 of GSM8K test)."""
+    eval_samples: int = Field(8, ge=1, le=MAX_BATCH)
+    """Completions per held-out problem in the evaluation: pass@1 … pass@eval_samples (nanochat: 8)."""
+    save_every: int = Field(60, ge=0)
+    """Steps between checkpoints (0 = only at the end and on preemption)."""
+
+    @model_validator(mode="after")
+    def _check_sampling_batches(self) -> "RlConfig":
+        k, b = self.samples_per_problem, self.device_batch_size
+        if k > b and k % b:
+            raise ValueError(f"rl.samples_per_problem {k} is not a multiple of rl.device_batch_size {b}; "
+                             f"set samples_per_problem to a multiple of {b} (or at most {b})")
+        return self
+
+
 class EvalConfig(Section):
     core_max_per_task: AllOrCount = -1
     """Rows per CORE task: -1 = all, else at least 1 (nanochat evaluates 500 during training)."""
@@ -251,7 +296,7 @@ class EvalConfig(Section):
 
 
 class ChatConfig(Section):
-    source: Literal["base", "mid", "sft"] = "sft"
+    source: Literal["base", "mid", "sft", "rl"] = "sft"
     """Which checkpoint family to talk to."""
     step: int | None = Field(None, ge=0)
     """Checkpoint step (unset = the latest)."""
@@ -443,6 +488,7 @@ class Config(BaseSettings):
     train: TrainConfig = TrainConfig()
     mid: MidConfig = MidConfig()
     sft: SftConfig = SftConfig()
+    rl: RlConfig = RlConfig()
     eval: EvalConfig = EvalConfig()
     chat: ChatConfig = ChatConfig()
     serve: ServeConfig = ServeConfig()
@@ -499,7 +545,8 @@ class Config(BaseSettings):
                    "mid device_batch_size × seq_len × world",
                    (mid.device_batch_size or t.device_batch_size, m.seq_len, world)),
                   ("train.total_batch_size", t.total_batch_size, "device_batch_size × seq_len × world",
-                   (t.device_batch_size, m.seq_len, world))]
+                   (t.device_batch_size, m.seq_len, world)),
+                  ("rl.problems_per_step", self.rl.problems_per_step, "world", (world,))]
         for name, total, what, factors in checks:
             per = 1
             for f in factors:

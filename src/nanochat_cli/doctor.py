@@ -185,16 +185,18 @@ def check_tokenizer(ctx: Context) -> list[Result]:
 
 @register
 def check_datasets(ctx: Context) -> list[Result]:
-    wanted = [p for p in ctx.phases if p in ("mid", "sft")]
+    from nanochat_cli.train.rl import datasets_needed
+
+    wanted = [p for p in ctx.phases if p in ("mid", "sft") or (p == "rl" and datasets_needed(ctx.cfg))]
     if not ctx.phases:
         return []
     if not wanted:
-        return [Result("datasets", SKIP, "not needed: no mid or sft phase")]
+        return [Result("datasets", SKIP, "not needed: no mid or sft phase, no GSM8K RL")]
     from nanochat_cli.data.hub import REQUIRED, load_split
 
     out, seen = [], set()
     for phase in wanted:
-        for repo, name, split in REQUIRED.get(phase, []):
+        for repo, name, split in (datasets_needed(ctx.cfg) if phase == "rl" else REQUIRED.get(phase, [])):
             if (repo, name, split) in seen:  # mid and sft share SmolTalk and GSM8K
                 continue
             seen.add((repo, name, split))

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-PHASES = ("base", "mid", "sft")
+PHASES = ("base", "mid", "sft", "rl")
 
 
 class Paths:

@@ -96,7 +96,11 @@ class Manifest:
 
     @property
     def phases(self) -> dict[str, dict[str, Any]]:
-        return self.data["phases"]
+        """Phase → record, in pipeline order (the file's keys are sorted: "rl" would come before "sft")."""
+        phases = self.data["phases"]
+        if list(phases) != sorted(phases, key=PHASES.index):
+            self.data["phases"] = phases = {p: phases[p] for p in sorted(phases, key=PHASES.index)}
+        return phases
 
     @classmethod
     def create(cls, paths: Paths, run_id: str, cfg, phases: list[str]) -> "Manifest":

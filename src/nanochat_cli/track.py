@@ -70,12 +70,12 @@ class Tracker:
             self._wandb_run = None
 
 
-_PHASE_OFFSET = {"base": 0, "mid": 10_000_000, "sft": 20_000_000}
+_PHASE_OFFSET = {"base": 0, "mid": 10_000_000, "sft": 20_000_000, "rl": 30_000_000}
 
 
 def _wandb_step(phase: str, step: int) -> int:
     # One wandb run per run id spans all phases; wandb steps must increase, so phases get disjoint ranges.
-    return _PHASE_OFFSET.get(phase, 30_000_000) + int(step)
+    return _PHASE_OFFSET.get(phase, 40_000_000) + int(step)
 
 
 def _start_wandb(cfg, run_id: str, phase: str):

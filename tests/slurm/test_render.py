@@ -49,7 +49,7 @@ def test_a100x8_speedrun_has_every_required_line(run_cli, home, tmp_path):
     assert "MASTER_PORT=$(( 20000 + SLURM_JOB_ID % 20000 ))" in text
     for want in ("srun --export=ALL --nodes=1 --ntasks-per-node=1", "torchrun --nnodes=1 --nproc-per-node=8",
                  "--rdzv-backend=c10d", '--rdzv-id="$SLURM_JOB_ID"', '--no-python -- "$@"', "trap on_usr2 USR2",
-                 'scontrol requeue "$SLURM_JOB_ID"', "nanochat doctor --phase base,mid,sft\n",
+                 'scontrol requeue "$SLURM_JOB_ID"', "nanochat doctor --phase base,mid,sft,rl\n",
                  "launch nanochat train base\n", "launch nanochat train mid\n", "launch nanochat train sft\n",
                  "launch nanochat resume --phase base --run speedrun\n"):
         assert want in text, want
@@ -62,7 +62,7 @@ def test_from_mid_and_per_phase_chain(run_cli, tmp_path):
     r = render(run_cli, tmp_path / "m", "--profile", "a100x8", "--from", "mid", "--time", "04:00:00")
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "m" / "nanochat.sbatch").read_text()
-    assert "nanochat doctor --phase mid,sft\n" in text and "train base" not in text
+    assert "nanochat doctor --phase mid,sft,rl\n" in text and "train base" not in text
     assert "--time=04:00:00" in sbatch_lines(text)
 
     r = render(run_cli, tmp_path / "p", "--profile", "a100x8", "--per-phase", "--phases", "base,mid")
@@ -236,7 +236,7 @@ def test_doctor_failure_stops_the_job_with_exit_3(run_cli, tmp_path):
     script = tmp_path / "o" / "nanochat.sbatch"
     r, calls = run_script(script, stub_dir(tmp_path), tmp_path, STUB_RC_doctor="3")
     assert r.returncode == 3
-    assert calls == ["nanochat doctor --phase base,mid,sft"]
+    assert calls == ["nanochat doctor --phase base,mid,sft,rl"]
     assert "preflight failed (nanochat doctor exit 3)" in r.stderr and "no GPU time was spent" in r.stderr
 
 
@@ -246,18 +246,18 @@ def test_restart_skips_finished_phases_and_resumes_the_interrupted_one(run_cli, 
     stubs = stub_dir(tmp_path)
     r, calls = run_script(script, stubs, tmp_path, STUB_RC_train="0")
     assert r.returncode == 0, r.stderr
-    assert calls == ["nanochat doctor --phase base,mid,sft", "nanochat train base", "nanochat train mid",
-                     "nanochat train sft"]
+    assert calls == ["nanochat doctor --phase base,mid,sft,rl", "nanochat train base", "nanochat train mid",
+                     "nanochat train sft", "nanochat train rl"]
     state = home / "runs" / "drill" / "slurm-state" / "job-4242"
     state.write_text("started base\ndone base\nstarted mid\n")  # the job was requeued during mid
     r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="1")
     assert r.returncode == 0, r.stderr
     # the requeued step continues its own phase of its own run (never another run sharing the home)
-    assert calls == ["nanochat doctor --phase base,mid,sft", "nanochat resume --phase mid --run drill",
-                     "nanochat train sft"]
+    assert calls == ["nanochat doctor --phase base,mid,sft,rl", "nanochat resume --phase mid --run drill",
+                     "nanochat train sft", "nanochat train rl"]
     assert "mid: restarted after a requeue: nanochat resume --phase mid --run drill" in r.stdout
     r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="2", STUB_RC_train="1")
-    assert calls == ["nanochat doctor --phase base,mid,sft"] and r.returncode == 0  # all done already
+    assert calls == ["nanochat doctor --phase base,mid,sft,rl"] and r.returncode == 0  # all done already
 
 
 def test_a_failing_phase_fails_the_job_with_its_exit_code(run_cli, tmp_path):

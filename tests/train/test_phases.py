@@ -241,7 +241,7 @@ def test_base_mid_sft_end_to_end_then_resume_from_mid(run_cli, home, tmp_path):
     plan = run_cli("resume", "--from", "mid", "--config", str(conf), "--dry-run", "--json")
     assert plan.returncode == 0, plan.stderr
     got = json.loads(plan.stdout)
-    assert got["run_id"] != base.run_id and [s["phase"] for s in got["steps"]] == ["mid", "sft"]
+    assert got["run_id"] != base.run_id and [s["phase"] for s in got["steps"]] == ["mid", "sft", "rl"]
     assert f"run {base.run_id}'s base checkpoint" in got["steps"][0]["detail"]
 
     # A corrupt base checkpoint stops `resume --from mid` before any training.

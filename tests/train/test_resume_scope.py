@@ -111,15 +111,16 @@ def test_from_with_a_new_run_name_starts_from_the_newest_finished_checkpoint(hom
 
     ck.save_checkpoint(Paths(home).run_checkpoints("base-run", "base"), 10, {"w": torch.zeros(2)}, {},
                        {"run_id": "base-run", "num_iterations": 10})
-    assert plan(home, from_phase="mid", run="new") == ("new", [("mid", "start"), ("sft", "start")], None)
-    assert plan(home, from_phase="mid") == ("base-run", [("mid", "start"), ("sft", "start")], None)
+    later = [("mid", "start"), ("sft", "start"), ("rl", "start")]  # --from mid: mid and every phase after it
+    assert plan(home, from_phase="mid", run="new") == ("new", later, None)
+    assert plan(home, from_phase="mid") == ("base-run", later, None)
     # a run that has trained mid is never trained over: a named one is refused, an unnamed call gets a new run
     ck.save_checkpoint(Paths(home).run_checkpoints("base-run", "mid"), 3, {"w": torch.zeros(2)}, {},
                        {"run_id": "base-run", "num_iterations": 3})
     with pytest.raises(UsageError, match="already|unfinished"):
         plan_resume(Paths(home), from_phase="mid", run="base-run")
     run_id, steps, _ = plan(home, from_phase="mid")
-    assert run_id not in ("base-run", None) and steps == [("mid", "start"), ("sft", "start")]
+    assert run_id not in ("base-run", None) and steps == later
 
 
 @pytest.mark.parametrize("name", ["tmp", "no-such-run"])

@@ -22,7 +22,7 @@ from nanochat_cli.signals import Interrupted, exit_code_for
 
 app = typer.Typer(
     name="nanochat",
-    help="From nothing to a chatting GPT: data, tokenizer, base/mid/SFT training, eval and chat — "
+    help="From nothing to a chatting GPT: data, tokenizer, base/mid/SFT/RL training, eval and chat — "
          "on a laptop CPU or a Slurm cluster, with the same commands and config.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -10,11 +10,12 @@ from nanochat_cli.cli import output
 from nanochat_cli.cli.options import ConfigOpt, ModelDepthOpt, ModelRunOpt, ProfileOpt, StepOpt, build_config
 
 EPILOG = ("Examples: `nanochat chat` (interactive, the SFT model) · `nanochat chat -p \"Why is the sky blue?\"` · "
-          "`nanochat chat -i base -p \"The capital of France is\"` (plain completion).")
+          "`nanochat chat -i base -p \"The capital of France is\"` (plain completion) · `nanochat chat -i rl` (after "
+          "`nanochat train rl`).")
 
 
 def chat(ctx: typer.Context,
-         source: Annotated[Optional[str], typer.Option("-i", "--source", help="base, mid or sft (chat.source).")] = None,
+         source: Annotated[Optional[str], typer.Option("-i", "--source", help="base, mid, sft or rl (chat.source).")] = None,
          prompt: Annotated[Optional[str], typer.Option("-p", "--prompt", help="One-shot prompt; omit for a session.")] = None,
          run: ModelRunOpt = None, step: StepOpt = None,
          temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="0 = greedy.")] = None,

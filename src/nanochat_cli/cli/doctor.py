@@ -15,7 +15,7 @@ EPILOG = ("Examples:\n\n  nanochat doctor --profile a100x8 --phase all\n\n"
 
 def doctor(ctx: typer.Context,
            phase: Annotated[Optional[str], typer.Option(
-               "--phase", help="What to check for: base, mid, sft, all (default), none (GPUs, home, disk only) or a list such as mid,sft.")] = None,
+               "--phase", help="What to check for: base, mid, sft, rl, all (default), none (GPUs, home, disk only) or a list such as mid,sft.")] = None,
            profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Check GPUs, data, tokenizer, datasets, checkpoints, disk and home before spending compute."""
     from nanochat_cli.doctor import parse_phases, run_doctor

@@ -36,7 +36,7 @@ def _fmt(v) -> str:
 
 @app.command("core", epilog="Examples: `nanochat eval core` · `nanochat eval core --max-per-task 500 --json`")
 def core(ctx: typer.Context,
-         source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid or sft")] = None,
+         source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid, sft or rl")] = None,
          max_per_task: Annotated[Optional[int], typer.Option(
              "--max-per-task", help="Rows per task, -1 = all (eval.core_max_per_task).")] = None,
          run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, profile: ProfileOpt = None,
@@ -62,7 +62,7 @@ def core(ctx: typer.Context,
 
 @app.command("bpb", epilog="Example: `nanochat eval bpb -i base`")
 def bpb(ctx: typer.Context,
-        source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid or sft")] = None,
+        source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid, sft or rl")] = None,
         run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, profile: ProfileOpt = None,
         config: ConfigOpt = None,
         json: JsonOpt = False) -> None:
@@ -81,10 +81,10 @@ def bpb(ctx: typer.Context,
                   f"({res['tokens']:,} tokens, {res['seconds']:.1f} s)")
 
 
-@app.command("chat", epilog="Examples: `nanochat eval chat -i sft` · `nanochat eval chat -i mid -a GSM8K` · "
+@app.command("chat", epilog="Examples: `nanochat eval chat -i sft` · `nanochat eval chat -i rl -a arithmetic` · "
                             "`nanochat eval chat -a quiz --max-problems 50` (mini-suite)")
 def chat(ctx: typer.Context,
-         source: Annotated[Optional[str], typer.Option("-i", "--source", help="mid or sft (chat.source)")] = None,
+         source: Annotated[Optional[str], typer.Option("-i", "--source", help="mid, sft or rl (chat.source)")] = None,
          task: Annotated[Optional[str], typer.Option(
              "-a", "--task", help="One task (default: the whole suite): ARC-Easy, ARC-Challenge, MMLU, GSM8K, "
                                   "HumanEval, SpellingBee; mini-suite: quiz, arithmetic, spellingbee, humaneval.")] = None,

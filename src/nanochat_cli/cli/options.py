@@ -23,7 +23,7 @@ ConfigOpt = Annotated[Optional[str], typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of a table.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would be done, do nothing.")]
 
-# Training knobs shared by `train base|mid|sft`, `resume` and `speedrun`.
+# Training knobs shared by `train base|mid|sft|rl`, `resume` and `speedrun`.
 DepthOpt = Annotated[Optional[int], typer.Option("--depth", help="Transformer blocks (model.depth).")]
 DeviceBatchOpt = Annotated[Optional[int], typer.Option(
     "--device-batch-size", help="Sequences per forward pass per device (train.device_batch_size).")]

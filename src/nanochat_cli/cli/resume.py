@@ -11,9 +11,9 @@ from nanochat_cli.cli.options import ConfigOpt, DryRunOpt, JsonOpt, NprocOpt, Pr
 
 def resume(ctx: typer.Context,
            from_: Annotated[Optional[str], typer.Option(
-               "--from", help="base, mid or sft: rerun that phase and the ones after it from scratch.")] = None,
+               "--from", help="base, mid, sft or rl: rerun that phase and the ones after it from scratch.")] = None,
            phase: Annotated[Optional[str], typer.Option(
-               "--phase", help="base, mid or sft: continue only that phase (resume it, start it, or nothing "
+               "--phase", help="base, mid, sft or rl: continue only that phase (resume it, start it, or nothing "
                                "when it is done); what a requeued Slurm step runs.")] = None,
            run: Annotated[Optional[str], typer.Option(
                "--run", help="The run to continue (track.run); default: the latest run with an unfinished "

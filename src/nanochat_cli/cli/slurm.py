@@ -14,7 +14,7 @@ app = typer.Typer(help="Run the pipeline on a Slurm cluster.", no_args_is_help=T
 
 NodesOpt = Annotated[Optional[int], typer.Option("--nodes", help="Nodes per job (slurm.nodes).")]
 PhasesOpt = Annotated[Optional[str], typer.Option(
-    "--phases", help="Comma list of phases to run, in order: base,mid,sft (default all).")]
+    "--phases", help="Comma list of phases to run, in order: base,mid,sft,rl (default all).")]
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Run this phase and the ones after it (e.g. mid).")]
 TimeOpt = Annotated[Optional[str], typer.Option(
     "--time", help="Wall-time limit in a Slurm form: MINUTES, HH:MM:SS or D-HH[:MM[:SS]] (slurm.time).")]

@@ -1,4 +1,4 @@
-"""`nanochat train base|mid|sft`: one training loop, three phases (they differ only by data)."""
+"""`nanochat train base|mid|sft|rl`: one training loop, four phases (they differ by data; RL also by its step)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from nanochat_cli.cli.options import (CompileOpt, ConfigOpt, DepthOpt, DeviceBat
                                       ItersOpt, JsonOpt, ModelFileOpt, NprocOpt, ProfileOpt, RunOpt, SeedOpt,
                                       WandbOpt, build_config, training_flags)
 
-app = typer.Typer(help="Train a phase: base (pretraining), mid (midtraining), sft (fine-tuning).",
+app = typer.Typer(help="Train a phase: base (pretraining), mid (midtraining), sft (fine-tuning), rl (reinforcement "
+                       "learning).",
                   no_args_is_help=True)
 
 EPILOG = ("Examples: `nanochat train base` (cpu-tiny, minutes) · `nanochat train base --run exp1` · "
@@ -62,7 +63,7 @@ def _phase(phase: str):
                 model: ModelFileOpt = None, json_: JsonOpt = False) -> int:
         flags = training_flags(depth, device_batch_size, num_iterations, device, dtype, compile, nproc, seed, run,
                                wandb, model)
-        if phase in ("mid", "sft"):  # these flags set the phase's own [mid]/[sft] values, which it trains with
+        if phase in ("mid", "sft", "rl"):  # these flags set the phase's own [mid]/[sft]/[rl] values
             for key in ("num_iterations", "device_batch_size"):
                 flags[f"{phase}.{key}"] = flags.pop(f"train.{key}")
         cfg = build_config(ctx, profile, config, flags).config
@@ -78,9 +79,11 @@ def _phase(phase: str):
 
     command.__doc__ = {"base": "Pretrain the GPT on the base corpus.",
                        "mid": "Midtrain the base model on conversations, tool use and multiple choice.",
-                       "sft": "Fine-tune the midtrained model on chat (loss on assistant tokens only)."}[phase]
+                       "sft": "Fine-tune the midtrained model on chat (loss on assistant tokens only).",
+                       "rl": "Reinforce the SFT model's right answers: sample, reward, policy gradient (GSM8K or "
+                             "generated arithmetic)."}[phase]
     return command
 
 
-for _name in ("base", "mid", "sft"):
+for _name in ("base", "mid", "sft", "rl"):
     app.command(_name, epilog=EPILOG)(_phase(_name))

@@ -196,8 +196,8 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
                   progress: Callable[[str], None] | None = None, run: str | None = None,
                   depth: int | None = None) -> dict[str, Any]:
     """`nanochat eval chat`: load the `source` checkpoint and run one task or its whole suite."""
-    if source not in ("base", "mid", "sft"):
-        raise UsageError(f"unknown model source {source!r}", "use -i mid or -i sft")
+    if source not in ("base", "mid", "sft", "rl"):
+        raise UsageError(f"unknown model source {source!r}", "use -i mid, -i sft or -i rl")
     from nanochat_cli.eval.runner import run_on_checkpoint
 
     suite = resolve_suite(cfg, task)

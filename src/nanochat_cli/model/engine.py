@@ -93,6 +93,7 @@ class Engine:
         for _ in range(max_new):
             sampled = sample_next(logits.float(), gen.temperature, gen.top_k, generator).view(-1).tolist()
             step = []
+            self.forced_now = [bool(f) for f in forced]  # which rows' token of this step the calculator forces
             for i in range(num_samples):
                 tok = forced[i].pop(0) if forced[i] else sampled[i]
                 if self.done[i]:
@@ -130,11 +131,19 @@ class Engine:
     def generate_batch(self, prompt: list[int], num_samples: int = 1, gen: GenerationConfig | None = None,
                        use_cache: bool = True) -> list[list[int]]:
         """All new tokens per sample, each cut after its stop token."""
+        return self.generate_with_masks(prompt, num_samples, gen, use_cache)[0]
+
+    def generate_with_masks(self, prompt: list[int], num_samples: int = 1, gen: GenerationConfig | None = None,
+                            use_cache: bool = True) -> tuple[list[list[int]], list[list[int]]]:
+        """(tokens, masks): all new tokens per sample, each cut after its stop token, and per token 1 if the
+        model sampled it, 0 if the calculator forced it (RL learns only from what the model chose)."""
         out: list[list[int]] = [[] for _ in range(num_samples)]
+        masks: list[list[int]] = [[] for _ in range(num_samples)]
         finished = [False] * num_samples
         for step in self.generate(prompt, num_samples, gen, use_cache):
             for i, tok in enumerate(step):
                 if not finished[i]:
                     out[i].append(tok)
+                    masks[i].append(0 if self.forced_now[i] else 1)
                     finished[i] = tok in self.stop_ids
-        return out
+        return out, masks

@@ -54,7 +54,7 @@ class Rendered:
 
 
 def parse_phases(phases: str | None, from_phase: str | None) -> tuple[str, ...]:
-    """`--phases base,mid,sft` or `--from mid` (= mid and everything after it); default all three."""
+    """`--phases base,mid,sft` or `--from mid` (= mid and everything after it); default all (base → … → rl)."""
     from nanochat_cli.phase_list import parse_phase_list
 
     if phases and from_phase:

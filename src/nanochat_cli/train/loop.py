@@ -24,7 +24,7 @@ from nanochat_cli import checkpoint as ck
 from nanochat_cli import dist
 from nanochat_cli.runs import DONE, FAILED, INTERRUPTED, Manifest
 from nanochat_cli.signals import exit_code_for
-from nanochat_cli.train.phase_data import PhaseData
+from nanochat_cli.train.phase_data import PhaseData, StepStats
 from nanochat_cli.train.progress import Progress
 from nanochat_cli.train.schedule import apply_schedule
 from nanochat_cli.train.setup import PhaseState, setup_phase
@@ -60,9 +60,9 @@ def run_phase(cfg, phase: str, *, resume: bool = False, run_id: str | None = Non
         return train_loop(state)
 
 
-def train_step(s: PhaseState, step: int) -> tuple[float, float]:
-    """One optimizer step: `grad_accum` micro-batches, the schedule for `step`, the update. Returns (the global
-    batch's mean loss, the learning-rate multiplier)."""
+def train_step(s: PhaseState, step: int) -> StepStats:
+    """One optimizer step: `grad_accum` micro-batches, the schedule for `step`, the update; the loss is the
+    global batch's mean."""
     loss_sum = None
     for _ in range(s.grad_accum):
         x, y = next(s.data.train)
@@ -80,7 +80,7 @@ def train_step(s: PhaseState, step: int) -> tuple[float, float]:
 
         tdist.all_reduce(loss_avg)
         loss_avg = loss_avg / s.info.world_size
-    return loss_avg.item(), lrm  # .item(): the one CPU–GPU sync per step
+    return StepStats(loss_avg.item(), lrm, s.cfg.train.total_batch_size)  # .item(): the one CPU–GPU sync per step
 
 
 def train_loop(s: PhaseState) -> PhaseResult:
@@ -100,7 +100,8 @@ def train_loop(s: PhaseState) -> PhaseResult:
             tracker.log({"step": step, f"{what}_error": f"{e.__class__.__name__}: {e}"})
             return None
 
-    evaluate = _val_bpb(s)
+    evaluate = s.data.evaluate or _val_bpb(s)
+    step_fn = s.data.step or train_step
     last_saved = s.start_step if s.start_step else None
     status, step = DONE, s.start_step
     try:
@@ -109,14 +110,17 @@ def train_loop(s: PhaseState) -> PhaseResult:
             fresh_here = step != s.start_step or s.start_step == 0  # a resume already did these at start_step
             stopping = dist.any_rank(s.stop.signum is not None)
 
-            # --- periodic validation bpb (also once at the end)
-            if s.data.val is not None and fresh_here and (
+            # --- periodic evaluation: validation bpb, or the phase's own (RL: pass@k); also once at the end
+            if (s.data.val is not None or s.data.evaluate is not None) and fresh_here and (
                     last_step or (cfg.train.eval_every > 0 and step % cfg.train.eval_every == 0)):
-                bpb = guarded("eval", step, evaluate)
-                if bpb is not None:
-                    s.metrics["val_bpb"] = bpb
-                    tracker.log({"step": step, "val_bpb": bpb})
-                    progress.message(f"step {step}: val bpb {bpb:.4f}")
+                found = guarded("eval", step, lambda: evaluate(s, step))
+                if found:
+                    numbers = {k: v for k, v in found.items() if isinstance(v, (int, float))}
+                    s.metrics.update(numbers)
+                    tracker.log({"step": step, **found})
+                    progress.message(f"step {step}: " + ", ".join(
+                        f"{k.replace('_', ' ')} {v:.4f}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+                        for k, v in numbers.items()))
 
             # --- periodic samples (rank 0; also at the end)
             if rank0 and fresh_here and cfg.train.sample_every > 0 and (
@@ -148,20 +152,22 @@ def train_loop(s: PhaseState) -> PhaseResult:
 
             # --- one optimizer step
             t_step = time.time()  # eval/save time above is not step time
-            train_loss, lrm = train_step(s, step)
+            stats = step_fn(s, step)
             step += 1
 
-            # --- logging
+            # --- logging (MFU only for plain training steps: an RL step is mostly sampling)
             dt = time.time() - t_step
             s.elapsed += dt
-            tok_s = cfg.train.total_batch_size / dt if dt > 0 else 0.0
-            mfu = 100 * s.flops_per_token * tok_s / (s.peak * s.info.world_size) if s.peak else None
-            s.metrics["loss"] = train_loss
-            rec = {"step": step, "loss": train_loss, "lrm": lrm, "dt_ms": 1000 * dt, "tok_per_s": tok_s}
+            tok_s = stats.tokens / dt if dt > 0 else 0.0
+            mfu = (100 * s.flops_per_token * tok_s / (s.peak * s.info.world_size)
+                   if s.peak and s.data.step is None else None)
+            s.metrics["loss"] = stats.loss
+            rec = {"step": step, "loss": stats.loss, "lrm": stats.lrm, "dt_ms": 1000 * dt, "tok_per_s": tok_s,
+                   **stats.extra}
             if mfu is not None:
                 rec["mfu"] = mfu
             tracker.log(rec)
-            progress.update(step, train_loss, tok_s, mfu)
+            progress.update(step, stats.loss, tok_s, mfu)
     except BaseException as e:
         if rank0 and s.manifest is not None:
             # A second Ctrl-C aborts mid-step: the last saved checkpoint is intact and resumable.
@@ -214,15 +220,16 @@ def checkpoint_meta(s: PhaseState, loader_states: list, rng_states: list) -> dic
 
 
 def _val_bpb(s: PhaseState):
-    """A function computing validation bits per byte on the phase's validation stream (lazy byte table)."""
+    """The default periodic evaluation: validation bits per byte on the phase's validation stream (lazy byte
+    table), as {"val_bpb": value}."""
     token_bytes = None
 
-    def evaluate() -> float:
+    def evaluate(s: PhaseState, step: int) -> dict[str, float]:
         from nanochat_cli.eval.bpb import evaluate_bpb, token_byte_lengths
 
         nonlocal token_bytes
         token_bytes = token_bytes if token_bytes is not None else token_byte_lengths(s.tokenizer)
-        return evaluate_bpb(s.model, s.data.val(), token_bytes, s.device)
+        return {"val_bpb": evaluate_bpb(s.model, s.data.val(), token_bytes, s.device)}
 
     return evaluate
 

@@ -1,6 +1,7 @@
-"""What makes base, mid and SFT different: only their data, their training settings, the checkpoint they
-start from, and the tokenizer. The loop (loop.py) is the same for all three; `BUILDERS` maps each phase to
-the function that returns its `PhaseData`, and `phase_view` gives the loop the phase's settings.
+"""What makes base, mid, SFT and RL different: only their data, their training settings, the checkpoint they
+start from, and the tokenizer (RL also brings its own step and evaluation, train/rl.py). The loop (loop.py) is
+the same for all; `BUILDERS` maps each phase to the function that returns its `PhaseData`, and `phase_view`
+gives the loop the phase's settings.
 
 Base reads the parquet shards (`data.shards.list_shards`) through `data.loader.TokenLoader`; mid and SFT read
 task mixtures (chat_phases.py). A builder runs before any model is built, so a missing prerequisite fails
@@ -8,7 +9,7 @@ in seconds (PreflightError naming the fix command). `phase_view(cfg, phase)` ret
 whose [train] section holds the phase's batch sizes, learning rates (× init_lr_frac) and schedule, so the
 loop needs no phase branches; the run keeps the original config (the view is never saved), so applying it
 again on resume gives the same values. SFT's schedule is nanochat's: no warm-up, linear decay from 0.02× to 0
-over all steps; mid's is constant then the last 20% down to 0.
+over all steps; RL's the same from 0.05×; mid's is constant then the last 20% down to 0.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Callable
 from nanochat_cli.errors import PreflightError, UsageError
 from nanochat_cli.train.chat_phases import mid_data, sft_data
 from nanochat_cli.train.phase_data import INIT_FROM, INIT_NEEDED, PhaseData
+from nanochat_cli.train.rl import rl_data
 
 
 def load_phase_tokenizer(cfg, recorded: dict | None = None, where: str | None = None):
@@ -56,6 +58,9 @@ def phase_view(cfg, phase: str):
         over = dict(device_batch_size=section.device_batch_size or t.device_batch_size,
                     total_batch_size=section.total_batch_size or t.total_batch_size, warmup_ratio=0.0,
                     warmdown_ratio=section.warmdown_ratio, final_lr_frac=section.final_lr_frac)
+    elif phase == "rl":  # its own step (train/rl.py) samples; the batch fields only keep the config valid
+        over = dict(warmup_ratio=0.0, warmdown_ratio=1.0, final_lr_frac=0.0, save_every=section.save_every,
+                    sample_every=0)
     else:
         over = dict(device_batch_size=section.device_batch_size, total_batch_size=section.examples_per_step * T,
                     warmup_ratio=0.0, warmdown_ratio=1.0, final_lr_frac=0.0)
@@ -93,4 +98,4 @@ def base_data(cfg, tokenizer, rank: int = 0, world_size: int = 1) -> PhaseData:
     return PhaseData(train=train, val=val, val_steps=val_steps)
 
 
-BUILDERS: dict[str, Callable[..., PhaseData]] = {"base": base_data, "mid": mid_data, "sft": sft_data}
+BUILDERS: dict[str, Callable[..., PhaseData]] = {"base": base_data, "mid": mid_data, "sft": sft_data, "rl": rl_data}

@@ -229,8 +229,16 @@ def setup_phase(stack: ExitStack, cfg, phase: str, resume: bool, run_id: str | N
 
     # ----- tokenizer (the starting checkpoint's own), then data: its preflight runs before any model
     if tokenizer is None:
-        tokenizer = load_phase_tokenizer(cfg, (start_from.meta.get("tokenizer") if start_from else None),
-                                         where=str(start_from.path) if start_from else None)
+        try:
+            tokenizer = load_phase_tokenizer(cfg, (start_from.meta.get("tokenizer") if start_from else None),
+                                             where=str(start_from.path) if start_from else None)
+        except PreflightError:
+            if start_from is None and choice.init_problem:  # the missing checkpoint would have brought it
+                pre = INIT_FROM[phase]
+                raise PreflightError(f"`nanochat train {phase}` cannot start: {phase} starts from "
+                                     f"{'an' if pre == 'sft' else 'a'} {pre} model: "
+                                     f"{choice.init_problem}", f"train it first: `nanochat train {pre}`") from None
+            raise
     if data is None:
         data = build_phase_data(cfg, phase, tokenizer, info.rank, info.world_size, init_problem=choice.init_problem)
 
@@ -254,8 +262,9 @@ def setup_phase(stack: ExitStack, cfg, phase: str, resume: bool, run_id: str | N
     if resume_ckpt is not None:
         _restore(state, resume_ckpt)
     _start_record(state, resume, init_ckpt)
-    say(f"{phase}: d{cfg.model.depth}, {n_params:,} params, {num_iterations} steps × "
-        f"{cfg.train.total_batch_size:,} tokens (grad accum {grad_accum}, world {info.world_size}), "
+    batches = (f" × {cfg.train.total_batch_size:,} tokens (grad accum {grad_accum}, world {info.world_size})"
+               if data.step is None else f" (world {info.world_size})")  # a phase with its own step describes it
+    say(f"{phase}: d{cfg.model.depth}, {n_params:,} params, {num_iterations} steps{batches}, "
         f"{device.type} {str(dtype).removeprefix('torch.')} ({dtype_reason}); {init_note}; run {choice.run_id}", rank0)
     if data.summary:
         say(f"{phase} data: {data.summary}", rank0)
