@@ -143,3 +143,32 @@ def test_json_and_stdout_together_is_a_usage_error(run_cli, home):
     make_run(home)
     r = run_cli("report", "--json", "--stdout")
     assert r.returncode == 2 and "cannot be combined" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_skills_section_shows_each_model_with_problem_counts_answers_and_the_rl_curve(home):
+    """Per-task accuracies of base/mid/SFT/RL with problem counts, answers with their calculator calls, and
+    RL's held-out pass@1 curve (table + rl.png)."""
+    from nanochat_cli.report import write_report
+    from nanochat_cli.runs import Manifest
+
+    cfg, run_dir = make_run(home, evals=False)
+    call = "3 boxes of 4 each: 3*4=<|python_start|>3*4<|python_end|><|output_start|>12<|output_end|>12.\n#### 12"
+    tasks = lambda a, s: {"arithmetic": {"accuracy": a, "problems": 200}, "spellingbee": {"accuracy": s, "problems": 100}}
+    Manifest.load(run_dir).update(lambda d: d.__setitem__("evals", {
+        "base_mini": {"score_name": "mini-suite (quiz) centered", "score": 0.1,
+                      "tasks": {"quiz": {"accuracy": 0.3, "problems": 100}}},
+        "sft_chat": {"suite": "mini", "score_name": "mini-suite score", "score": 0.4, "tasks": tasks(0.55, 0.6),
+                     "samples": [{"task": "arithmetic", "prompt": "There are 3 boxes with 4 pens in each box.",
+                                  "completion": call, "correct": True}]},
+        "rl_chat": {"suite": "mini", "score_name": "mini-suite score", "score": 0.5, "tasks": tasks(0.7, 0.61)}}))
+    rows = [{"phase": "rl", "step": s, "pass@1": p, "pass@8": 0.9, "eval_problems": 100} for s, p in ((0, 0.4), (20, 0.6))]
+    rows[-1]["rl_samples"] = [{"prompt": "Ava has 2 cats", "completion": "#### 3", "correct": False}]
+    with (run_dir / "metrics.jsonl").open("a") as f:
+        f.write("\n" + "".join(json.dumps(r) + "\n" for r in rows))
+    text = write_report(cfg, "run-a").read_text()
+    for needle in ("## Skills", "| task | base | sft | rl |", "| arithmetic | — | 0.5500 (200) | 0.7000 (200) |",
+                   "| quiz | 0.3000 (100) | — | — |", "<|python_start|>3*4<|python_end|><|output_start|>12",
+                   "| 20 | 0.6000 | 0.9000 | 100 |", "pass@1 0.4000 at step 0 → 0.6000 at step 20 (+20.0 points)",
+                   "![rl pass@k](rl.png)", "rl step 20, held-out: **Ava has 2 cats**"):
+        assert needle in text, needle
+    assert (run_dir / "rl.png").read_bytes()[:4] == b"\x89PNG"

@@ -20,7 +20,7 @@ from nanochat_cli.errors import UsageError
 from nanochat_cli.hardware import GPU_DOLLARS_PER_HOUR, profile_gpu, usable_cpus
 from nanochat_cli.paths import Paths, atomic_write_bytes, atomic_write_text
 
-PHASE_ORDER = ("base", "mid", "sft")
+PHASE_ORDER = ("base", "mid", "sft")  # the language-model phases: loss/bpb curves and tokens seen
 
 
 def _read_json(path: Path) -> Any:
@@ -164,7 +164,7 @@ def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
             timings.setdefault(stage, {"status": entry.get("status")})
             if entry.get("seconds") is not None:
                 timings[stage]["stage_seconds"] = entry["seconds"]
-    order = ("data", "tokenizer", *PHASE_ORDER, "eval", "report")
+    order = ("data", "tokenizer", *PHASE_ORDER, "rl", "eval", "report")
     timings = dict(sorted(timings.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     total = sum(t.get("stage_seconds", t.get("seconds")) or 0 for t in timings.values())
     profile = manifest.get("profile") or run_cfg.get("profile") or cfg.profile
@@ -178,15 +178,13 @@ def build_report(cfg, run_id: str | None = None) -> dict[str, Any]:
     samples = [{"phase": r.get("phase"), "step": r.get("step"), "samples": r["samples"]}
                for r in metrics if r.get("samples")][-3:]
     evals = manifest.get("evals", {})
-    for key in ("mid_chat", "sft_chat", "base_mini"):
-        for s in (evals.get(key) or {}).get("samples", []) or []:
-            samples.append({"phase": key, "prompt": s.get("prompt"), "completion": s.get("completion"),
-                            "correct": s.get("correct")})
+    from nanochat_cli.report_skills import skills
+
     return {"run_id": run_id, "run_dir": str(run_dir), "profile": profile, "depth": manifest.get("depth"),
             "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "environment": environment(),
             "tokenizer": _tokenizer_eval(cfg, run_dir, phases), "phases": timings,
             "total_seconds": total, "tokens_seen": _tokens_seen(phases, run_cfg), "cost": cost, "evals": evals,
-            "samples": samples, "curves": _curves(metrics)}
+            "samples": samples, "curves": _curves(metrics), "skills": skills(evals, metrics)}
 
 
 def _curves(metrics: list[dict]) -> dict[str, dict[str, list]]:
@@ -306,37 +304,21 @@ def render_markdown(data: dict, plots: dict[str, str]) -> str:
         L.append("No evaluations recorded yet: run the speedrun's eval stage or `nanochat eval ...`.")
     L.append("")
 
-    chats = {p: ev.get(f"{p}_chat") for p in ("mid", "sft")}
-    L += ["## Chat evals (mid and SFT)", ""]
-    ran = {p: c for p, c in chats.items() if c and "tasks" in c}
-    if ran:
-        names = list(dict.fromkeys(n for c in ran.values() for n in c["tasks"]))
-        L += ["| task | " + " | ".join(ran) + " |", "|---|" + "---|" * len(ran)]
-        for n in names:
-            L.append(f"| {n} | " + " | ".join(_f(c["tasks"].get(n, {}).get("accuracy")) for c in ran.values()) + " |")
-        score_name = next(iter(ran.values()))["score_name"]
-        L.append(f"| **{score_name}** | " + " | ".join(_f(c.get("score")) for c in ran.values()) + " |")
-    for p, c in chats.items():
-        if c and "skipped" in c:
-            L.append(f"- {p}: skipped ({c['skipped']})")
-    if not chats or not any(chats.values()):
-        L.append("No chat evals recorded.")
-    L.append("")
+    from nanochat_cli.report_skills import markdown as skills_markdown
 
-    if plots:
+    L += skills_markdown(data["skills"], plots.get("rl"))
+
+    curves = {k: fname for k, fname in plots.items() if k != "rl"}
+    if curves:
         L += ["## Curves", ""]
-        L += [f"![{k}]({fname})" for k, fname in plots.items()] + [""]
+        L += [f"![{k}]({fname})" for k, fname in curves.items()] + [""]
 
-    L += ["## Sample generations", ""]
+    L += ["## Sample generations during training", ""]
     if not data["samples"]:
-        L.append("None recorded (train.sample_every = 0 and no chat evals).")
+        L.append("None recorded (train.sample_every = 0).")
     for s in data["samples"]:
-        if "samples" in s:
-            L.append(f"- {s['phase']} step {s['step']}:")
-            L += [f"  - `{_one_line(x, 200)}`" for x in s["samples"]]
-        else:
-            mark = "✓" if s.get("correct") else "✗"
-            L.append(f"- {s['phase']} {mark} **{_one_line(s.get('prompt'), 120)}** → `{_one_line(s.get('completion'), 200)}`")
+        L.append(f"- {s['phase']} step {s['step']}:")
+        L += [f"  - `{_one_line(x, 200)}`" for x in s["samples"]]
     return "\n".join(L) + "\n"
 
 
@@ -355,7 +337,12 @@ def write_report(cfg, run_id: str | None = None) -> Path:
     # way to read it anyway, not an OSError from the first PNG.
     check_writable_dir(run_dir, "the run directory", "`nanochat report --stdout` prints the card without "
                        "saving it (or --json for its data)")
+    from nanochat_cli.report_skills import plot_rl
+
     plots = plot_curves(data["curves"], run_dir)
+    rl_plot = plot_rl(data["skills"]["rl_curve"], run_dir)
+    if rl_plot:
+        plots["rl"] = rl_plot
     path = run_dir / "report.md"
     atomic_write_text(path, render_markdown(data, plots))
     return path

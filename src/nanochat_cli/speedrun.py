@@ -1,6 +1,6 @@
 """`nanochat speedrun`: the whole pipeline as one resumable run.
 
-Stages, in order: data → tokenizer (train + eval) → base → mid → sft → eval → report. The run's
+Stages, in order: data → tokenizer (train + eval) → base → mid → sft → rl → eval → report. The run's
 manifest (`runs.py`) records the training phases; the other stages are recorded beside them
 under `stages`, so a second `nanochat speedrun` after Ctrl-C, a kill or a crash skips exactly what is
 done (a training phase continues from its last checkpoint, bitwise) and never skips what is not.
@@ -23,8 +23,8 @@ from nanochat_cli.model.sizes import config_counts, config_flops_per_token
 from nanochat_cli.paths import Paths, atomic_write_json
 from nanochat_cli.train.schedule import num_iterations
 
-STAGES = ("data", "tokenizer", "base", "mid", "sft", "eval", "report")
-TRAINING = ("base", "mid", "sft")
+STAGES = ("data", "tokenizer", "base", "mid", "sft", "rl", "eval", "report")
+TRAINING = ("base", "mid", "sft", "rl")
 DONE, RUNNING, PENDING, FAILED, INTERRUPTED = "done", "running", "pending", "failed", "interrupted"
 
 # Effective training throughput used only for --dry-run estimates. CPU: ~200 GFLOP/s of model FLOPs
@@ -66,7 +66,13 @@ def estimate(cfg) -> list[Estimate]:
         secs = n * (getattr(cfg, phase).total_batch_size or cfg.train.total_batch_size) * fpt / rate \
             if phase == "mid" and n > 0 else None
         out.append(Estimate(phase, what, secs))
-    out.append(Estimate("eval", "base bpb + CORE/mini-suite, chat evals of the SFT model", None))
+    from nanochat_cli.train.rl import resolve_task
+
+    rl = cfg.rl
+    steps_rl = f"{rl.num_iterations:,} steps" if rl.num_iterations > 0 else "one pass over its problems"
+    out.append(Estimate("rl", f"{steps_rl} × {rl.problems_per_step} problems × {rl.samples_per_problem} samples "
+                              f"({resolve_task(cfg)} problems)", None))
+    out.append(Estimate("eval", "base bpb + CORE/mini-suite, chat evals of the mid, SFT and RL models", None))
     out.append(Estimate("report", "report.md with plots in the run directory", None))
     return out
 
@@ -116,9 +122,16 @@ class SpeedrunRecord:
                                     "move it away; the run's checkpoints are kept") from None
             stages = data.get("stages") if isinstance(data, dict) else None
             if not isinstance(stages, dict) or not all(isinstance(stages.get(s), dict) and "status" in stages[s]
-                                                       for s in STAGES):
+                                                       for s in STAGES if s in stages) \
+                    or not all(s in stages for s in ("data", "base", "report")):
                 raise NanochatError(f"{self.path} is not a speedrun record", "move it away; the run's checkpoints "
                                     "are kept")
+            # A stage added after this record was written (rl): pending in an unfinished run; in a finished one
+            # it never ran, and that run is not continued because of it.
+            finished = stages["report"]["status"] == DONE
+            for stage in STAGES:
+                stages.setdefault(stage, {"status": DONE, "skipped": "not a stage when this run was made"}
+                                  if finished else {"status": PENDING})
             self.data = data
 
     def status(self, stage: str) -> str:
@@ -245,7 +258,7 @@ def stage_report(cfg, run_id: str) -> dict:
 
 STAGE_FUNCS: dict[str, Callable] = {"data": stage_data, "tokenizer": stage_tokenizer, "base": stage_training("base"),
                                     "mid": stage_training("mid"), "sft": stage_training("sft"),
-                                    "eval": stage_eval, "report": stage_report}
+                                    "rl": stage_training("rl"), "eval": stage_eval, "report": stage_report}
 
 
 class _Interrupted(Exception):
@@ -317,5 +330,5 @@ def _run_stages(cfg, paths: Paths, run_id: str, say: Callable[[str], None]) -> S
         rec.set(stage, status=DONE, seconds=before + time.time() - t0, result=summary)
     say(overview(rec))
     report = rec.data["stages"]["report"].get("result", {}).get("report")
-    chat = f"nanochat chat -i sft --run {run_id}"
+    chat = f"nanochat chat -i {'rl' if rec.status('rl') == DONE else 'sft'} --run {run_id}"
     return SpeedrunResult(run_id, str(run_dir), status, rec.data["stages"], report, chat, exit_code)

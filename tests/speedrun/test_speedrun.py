@@ -37,6 +37,14 @@ num_iterations = 2
 device_batch_size = 4
 examples_per_step = 4
 eval_steps = 1
+[rl]
+num_iterations = 2
+problems_per_step = 1
+samples_per_problem = 2
+device_batch_size = 2
+max_new_tokens = 4
+eval_problems = 1
+eval_samples = 2
 [eval]
 bpb_tokens = 256
 speedrun_max_problems = 1
@@ -78,7 +86,8 @@ def test_speedrun_end_to_end_and_continue_after_sigterm(home, tmp_path):
     rec = _record(home)["stages"]
     assert rec["tokenizer"]["seconds"] == tokenizer_seconds  # finished stages are not redone
     assert all(v["status"] == "done" for v in rec.values()), rec
-    assert "chat:   nanochat chat -i sft" in r.stdout
+    assert "chat:   nanochat chat -i rl" in r.stdout
+    assert rec["rl"]["result"]["step"] == 2
     report = Path(rec["report"]["result"]["report"])
     assert report.is_file() and "report card" in report.read_text()
     # the SFT model answers
@@ -90,10 +99,23 @@ def test_speedrun_end_to_end_and_continue_after_sigterm(home, tmp_path):
 def test_dry_run_prints_the_plan_with_estimates(run_cli):
     r = run_cli("speedrun", "--dry-run", "--profile", "h100x8")
     assert r.returncode == 0, r.stderr
-    for word in ("data", "tokenizer", "base", "mid", "sft", "eval", "report", "21,400 steps", "cost"):
+    for word in ("data", "tokenizer", "base", "mid", "sft", "rl", "eval", "report", "21,400 steps", "cost",
+                 "gsm8k problems"):
         assert word in r.stdout
     r = run_cli("speedrun", "--dry-run")
-    assert "embedded corpus" in r.stdout and "cost" not in r.stdout
+    assert "embedded corpus" in r.stdout and "cost" not in r.stdout and "arithmetic problems" in r.stdout
+
+
+def test_a_record_from_before_the_rl_stage_loads(tmp_path):
+    """A finished speedrun recorded before RL existed is not continued because of it; an unfinished one runs it."""
+    from nanochat_cli.paths import atomic_write_json
+    from nanochat_cli.speedrun import STAGES, SpeedrunRecord
+
+    old = [s for s in STAGES if s != "rl"]
+    atomic_write_json(tmp_path / "speedrun.json", {"stages": {s: {"status": "done"} for s in old}})
+    assert all(SpeedrunRecord(tmp_path).status(s) == "done" for s in STAGES)
+    atomic_write_json(tmp_path / "speedrun.json", {"stages": {s: {"status": "pending"} for s in old}})
+    assert SpeedrunRecord(tmp_path).status("rl") == "pending"
 
 
 def test_multi_process_speedrun_names_the_launcher(run_cli):

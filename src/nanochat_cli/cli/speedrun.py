@@ -37,7 +37,8 @@ def speedrun(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt =
         for stage, entry in result.stages.items():
             secs = entry.get("seconds")
             output.result(f"  {stage:<9} {entry['status']:<11} " + (f"{secs:7.1f} s" if secs is not None else ""))
-        ck = result.stages.get("sft", {}).get("result", {}).get("checkpoint")
+        ck = (result.stages.get("rl", {}).get("result", {}).get("checkpoint")
+              or result.stages.get("sft", {}).get("result", {}).get("checkpoint"))
         if ck:
             output.result(f"model:  {ck}")
         if result.report:

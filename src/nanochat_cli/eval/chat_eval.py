@@ -140,7 +140,7 @@ def run_generative(engine, tokenizer, task, indices: list[int], max_tokens: int,
         ok = task.evaluate(conv, completion)
         correct += ok
         if samples is not None and len(samples) < 2:
-            samples.append({"prompt": conv["messages"][0]["content"][:300], "completion": completion[:300],
+            samples.append({"prompt": conv["messages"][0]["content"][:300], "completion": completion[:800],
                             "correct": bool(ok)})
     return correct
 
@@ -169,7 +169,9 @@ def evaluate_chat_model(model, tokenizer, cfg, task_names: list[str], suite: str
         if task.eval_type == "categorical":
             correct, chance = run_categorical(model, tokenizer, task, mine, cfg.eval.chat_batch_size, device)
         else:
-            correct, chance = run_generative(engine, tokenizer, task, mine, max_tokens, samples if rank == 0 else None), 0.0
+            shown: list | None = [] if rank == 0 else None  # the first two answers of each task, for the report
+            correct, chance = run_generative(engine, tokenizer, task, mine, max_tokens, shown), 0.0
+            samples += [{"task": name, **x} for x in shown or []]
         counts = torch.tensor([float(correct), chance, float(len(mine))], dtype=torch.float64, device=device)
         if world_size > 1 and tdist.is_available() and tdist.is_initialized():
             tdist.all_reduce(counts)

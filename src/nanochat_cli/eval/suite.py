@@ -1,5 +1,5 @@
 """The speedrun's `eval` stage: base bpb, CORE (or the mini-suite when the bundle is absent) of the base
-model, and chat evals of the mid and SFT models; every number goes to the run's metrics.jsonl and to a
+model, and chat evals of the mid, SFT and RL models; every number goes to the run's metrics.jsonl and to a
 top-level "evals" key of its manifest, and is returned.
 
 Which chat suite runs follows sft.mixture (hub → ChatCORE, packaged → mini-suite), so an offline profile
@@ -112,7 +112,7 @@ def run_speedrun_evals(cfg, run_id: str, progress: Callable[[str], None] = _say)
         del base
         suite = resolve_suite(cfg)
         names = list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)
-        for phase in ("mid", "sft"):
+        for phase in ("mid", "sft", "rl"):
             if not _has_checkpoint(cfg, run_id, phase):
                 evals[f"{phase}_chat"] = {"skipped": f"no {phase} checkpoint"}
                 progress(f"eval: {phase} skipped (no checkpoint)")
