@@ -142,6 +142,12 @@ BAD = [
     ({"NANOCHAT_SLURM__VENV": ""}, [], "slurm.venv"),
     ({"NANOCHAT_SLURM__LOG_DIR": ""}, [], "slurm.log_dir"),
     ({"NANOCHAT_SLURM__CPUS_PER_TASK": "99999999999"}, [], "between 1 and 4096"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["constraint=a100"]'}, [], "slurm.extra_directives"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["-C a100"]'}, [], "start with --"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--mem=0\\n#SBATCH --wrap=x"]'}, [], "slurm.extra_directives"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--comment=$(touch x)"]'}, [], "slurm.extra_directives"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--comment=a;b"]'}, [], "slurm.extra_directives"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--time=1"]'}, [], "set slurm.time instead"),
 ]
 
 
@@ -159,6 +165,23 @@ def test_invalid_values_exit_2_and_write_nothing(home, tmp_path, monkeypatch, ca
     assert needle in err and err.startswith("Error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists() and not (home / "runs").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing in the cwd either
+
+
+def test_extra_directives_and_exclusive(home, tmp_path):
+    from nanochat_cli.config_sources import load_config
+    from nanochat_cli.slurm.render import render_jobs
+
+    env = {"NANOCHAT_HOME": str(home), "NANOCHAT_SLURM__EXCLUSIVE": "false",
+           "NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--constraint=a100_80gb", "--mem=0", "--exclude=node[3-4]", '
+                                               '"--gres=gpu:a100:8", "--hint=nomultithread"]'}
+    resolved = load_config(profile="a100x8", environ=env)
+    [job] = render_jobs(resolved, ("base",), "site").scripts
+    lines = sbatch_lines(job.text)
+    assert "--exclusive" not in lines
+    assert lines[-5:] == ["--constraint=a100_80gb", "--mem=0", "--exclude=node[3-4]", "--gres=gpu:a100:8",
+                          "--hint=nomultithread"]  # after the rendered ones, in the order given
+    default = render_jobs(load_config(profile="a100x8", environ={"NANOCHAT_HOME": str(home)}), ("base",), "site")
+    assert "--exclusive" in sbatch_lines(default.scripts[0].text)
 
 
 def test_one_bad_value_through_the_real_command(run_cli, tmp_path):

@@ -138,7 +138,8 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
                  (("partition", s.partition), ("account", s.account), ("qos", s.qos)) if v]
     common = dict(
         profile=cfg.profile, run=run, nodes=s.nodes, gpus_per_node=s.gpus_per_node, cpus_per_task=s.cpus_per_task,
-        time=_sbatch_value("slurm.time", s.time), placement=placement, log_dir=str(log_dir),
+        time=_sbatch_value("slurm.time", s.time), placement=placement, log_dir=str(log_dir), exclusive=s.exclusive,
+        extra_directives=list(s.extra_directives),  # validated by the config (config._check_directive)
         signal_seconds=s.signal_seconds, mail_type=_sbatch_value("slurm.mail_type", s.mail_type),
         mail_user=_sbatch_value("slurm.mail_user", s.mail_user) if s.mail_user else None,
         modules=s.modules, venv_activate=str(Path(s.venv).expanduser() / "bin" / "activate") if s.venv else None,
