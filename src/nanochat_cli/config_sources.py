@@ -119,7 +119,8 @@ def read_env_layer(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 # NANOCHAT_* variables nanochat reads outside the config model (HOME is also the `home` field).
-DOCUMENTED_ENV = ("NANOCHAT_HOME", "NANOCHAT_PROFILE", "NANOCHAT_DEBUG")
+DOCUMENTED_ENV = ("NANOCHAT_HOME", "NANOCHAT_PROFILE", "NANOCHAT_DEBUG",
+                  "NANOCHAT_LAUNCH_DIR", "NANOCHAT_LAUNCHER_PID")  # the last two: set by launch.py for its workers
 
 
 def unread_env_warnings(environ: dict[str, str], where: str = "") -> list[str]:

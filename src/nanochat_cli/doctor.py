@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from nanochat_cli import checkpoint as ck
-from nanochat_cli.errors import NanochatError, UsageError
+from nanochat_cli.errors import NanochatError, PreflightError, UsageError
 from nanochat_cli.paths import PHASES, Paths
 from nanochat_cli import runs
 from nanochat_cli.runs import PLACEHOLDER_NAMES
@@ -73,31 +73,23 @@ def parse_phases(text: str | None) -> tuple[str, ...]:
 
 @register
 def check_gpus(ctx: Context) -> list[Result]:
+    from nanochat_cli.hardware import cuda_devices, gpu_shortfall
+
     cfg = ctx.cfg
     device, need = cfg.train.device, cfg.dist.nproc
     if device in ("cpu", "mps"):
         return [Result("gpus", SKIP, f"train.device is {device}: no CUDA GPUs needed")]
-    import torch  # the real count, as training will see it (honours CUDA_VISIBLE_DEVICES)
-
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    seen = f"{n} CUDA GPU(s) visible" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else "")
-    if device == "auto":
-        if n == 0:
-            return [Result("gpus", SKIP, "train.device is auto and no GPU is visible: training will use the CPU")]
-        device_note = "auto → cuda"
-    else:
-        device_note = "cuda"
-    if n == 0:
-        return [Result("gpus", FAIL, f"{seen}; the {cfg.profile} profile trains on cuda with {need} per node",
-                       "run on a GPU node (inside the Slurm job), or use --profile cpu-tiny / --device cpu")]
-    if n < need:
-        return [Result("gpus", FAIL, f"{seen}; dist.nproc = {need} processes per node need one each",
-                       f"request {need} GPUs (#SBATCH --gpus-per-node={need}) or set --nproc {n}")]
+    short = gpu_shortfall(cfg)
+    if short is not None:
+        return [Result("gpus", FAIL, *short)]
+    n, how = cuda_devices()
+    if device == "auto" and n == 0:
+        return [Result("gpus", SKIP, f"train.device is auto and no GPU is usable ({how}): training uses the CPU")]
     extra = [] if cfg.slurm.gpus_per_node in (0, need) else [Result(
         "gpus", WARN, f"slurm.gpus_per_node = {cfg.slurm.gpus_per_node} but dist.nproc = {need}",
         f"set slurm.gpus_per_node = {need} so the job requests what training uses")]
-    note = f"{seen}, {need} used ({device_note})" + (f"; {n - need} idle" if n > need else "")
+    note = f"{n} CUDA GPU(s) usable, {need} used ({'auto → ' if device == 'auto' else ''}cuda)" + (
+        f"; {n - need} idle" if n > need else "")
     return [Result("gpus", OK if n == need else WARN, note)] + extra
 
 
@@ -289,3 +281,26 @@ def run_doctor(cfg, phases: tuple[str, ...]) -> Report:
             results.append(Result(check.__name__.removeprefix("check_"), FAIL, f"check crashed: {e!r}",
                                   "report this as a bug (NANOCHAT_DEBUG=1 shows more)"))
     return Report(phases, results)
+
+
+def preflight(cfg, phases: tuple[str, ...], *, fresh: bool = True) -> None:
+    """What `train` and `resume` check in their own process before any worker starts (launch.py): the device
+    needs alone first (a GPU profile without GPUs is refused in about a second), then the base data, the
+    tokenizer of a fresh base, the mid/SFT datasets and the checkpoint a fresh phase starts from — every problem
+    in one PreflightError line. A resumed phase's checkpoint and tokenizer are verified when it loads them."""
+    ctx = Context(cfg=cfg, phases=phases, paths=Paths.of(cfg))
+    raise_failed(check_gpus(ctx))
+    checks: list[Check] = [check_shards, check_datasets]
+    if fresh and phases and phases[0] == "base":
+        checks.insert(1, check_tokenizer)
+    if fresh:
+        checks.append(check_previous_checkpoint)
+    raise_failed([r for check in checks for r in check(ctx)])
+
+
+def raise_failed(rows: list[Result]) -> None:
+    """PreflightError naming every FAIL row and their fixes (in order), or nothing."""
+    failed = [r for r in rows if r.status == FAIL]
+    if failed:
+        fixes = list(dict.fromkeys(f"`{r.fix}`" if r.fix.startswith("nanochat ") else r.fix for r in failed if r.fix))
+        raise PreflightError("; ".join(f"{r.check}: {r.detail}" for r in failed), ", then ".join(fixes) or None)

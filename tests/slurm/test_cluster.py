@@ -81,7 +81,7 @@ def test_failing_doctor_stops_the_job_with_exit_3(slurm_cluster, run_cli, home, 
     err = (log_dir / f"nanochat-{job['id']}.err").read_text()
     assert st["JobState"] == "FAILED" and st["ExitCode"] == "3:0", out + err
     assert "preflight failed (nanochat doctor exit 3)" in err and "no GPU time was spent" in err
-    assert "0 CUDA GPU(s) visible" in out and "train base" not in out.split("preflight failed")[0].split(
+    assert "8 CUDA GPUs per node" in out and "this machine has 0" in out and "train base" not in out.split("preflight failed")[0].split(
         "nanochat doctor")[-1]
     assert "base: nanochat" not in out  # no phase was launched
     mail = (slurm_cluster / "mail.log").read_text()

@@ -114,7 +114,7 @@ def test_cli_exit_3_with_json_and_table(run_cli, home):
     doc = json.loads(r.stdout)
     assert doc["ok"] is False and doc["phases"] == ["base"]
     gpus = next(c for c in doc["checks"] if c["check"] == "gpus")
-    assert gpus["status"] == "fail" and "0 CUDA GPU(s) visible" in gpus["detail"]
+    assert gpus["status"] == "fail" and "this machine has 0" in gpus["detail"] and "cpu-small" in gpus["fix"]
     assert r.stderr.startswith("Error: ") and "gpus" in r.stderr and "base data" in r.stderr
     r = run_cli("doctor", "--phase", "none")  # cpu-tiny: nothing required fails
     assert r.returncode == 0, r.stdout + r.stderr
