@@ -15,7 +15,9 @@ EPILOG = ("Examples:\n\n  nanochat doctor --profile a100x8 --phase all\n\n"
 
 def doctor(ctx: typer.Context,
            phase: Annotated[Optional[str], typer.Option(
-               "--phase", help="What to check for: base, mid, sft, all (default), none (GPUs, home, disk only) or a list such as mid,sft.")] = None,
+               "--phase", help="What to check for: base, mid, sft, eval, all (default: base,mid,sft,eval), none (GPUs, "
+                               "home, disk only) or a list such as mid,sft,eval; `tokenizer` in a list means the "
+                               "pipeline trains a missing tokenizer (what a Slurm job does).")] = None,
            profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Check GPUs, data, tokenizer, datasets, checkpoints, disk and home before spending compute."""
     from nanochat_cli.doctor import parse_phases, run_doctor
@@ -32,7 +34,7 @@ def doctor(ctx: typer.Context,
                      ([r.check, r.status.upper(), r.detail, r.fix] for r in report.results))
     if report.failed:
         raise PreflightError(f"{len(report.failed)} preflight check(s) failed: "
-                             + ", ".join(r.check for r in report.failed),
+                             + ", ".join(dict.fromkeys(r.check for r in report.failed)),
                              "run the fix shown for each FAIL row, then `nanochat doctor` again")
     if not json:
         output.info("doctor: ready")

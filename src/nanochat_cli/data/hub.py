@@ -59,13 +59,21 @@ FILES: dict[str, list[str]] = {"base": ["shards"], "mid": ["words"], "sft": ["wo
                                "eval": ["eval_bundle", "tiktoken"]}
 
 
-def parse_phases(word: str) -> list[str]:
-    """`base`, `mid`, `sft`, `eval` or `all` (= all four) as a list of phases."""
-    if word == "all":
-        return list(ALL_PHASES)
-    if word not in ALL_PHASES:
-        raise UsageError(f"unknown phase '{word}'", "choose base, mid, sft, eval or all")
-    return [word]
+def parse_phases(words: str | list[str]) -> list[str]:
+    """`base`, `mid`, `sft`, `eval`, `all` (= all four), or several of them, as a list of phases in pipeline
+    order."""
+    words = [words] if isinstance(words, str) else list(words)
+    chosen: set[str] = set()
+    for word in words:
+        if word == "all":
+            chosen.update(ALL_PHASES)
+        elif word in ALL_PHASES:
+            chosen.add(word)
+        else:
+            raise UsageError(f"unknown phase '{word}'", "choose base, mid, sft, eval or all (or several: mid sft)")
+    if not chosen:
+        raise UsageError("no phase given", "choose base, mid, sft, eval or all")
+    return [p for p in ALL_PHASES if p in chosen]
 
 
 def phases_needed(cfg) -> list[str]:
@@ -163,7 +171,9 @@ class Row:
 
     @property
     def fix(self) -> str:
-        return f"nanochat data fetch {self.phases[0] if len(self.phases) == 1 else 'all'}"
+        # The first phase that needs it fetches it: never `data fetch all` (240 fineweb shards, ~24 GB on the GPU
+        # profiles) for an item a small fetch brings.
+        return f"nanochat data fetch {self.phases[0]}"
 
 
 @dataclass
@@ -176,6 +186,11 @@ class DataReport:
 
     def to_json(self) -> dict:
         return {"ok": not self.problems, "items": [asdict(r) | {"fix": r.fix} for r in self.rows]}
+
+    def fix_command(self) -> str:
+        """One `nanochat data fetch ...` that brings every missing or broken item and nothing more."""
+        phases = [p for p in ALL_PHASES if any(r.phases[0] == p for r in self.problems)]
+        return "nanochat data fetch " + ("all" if phases == list(ALL_PHASES) else " ".join(phases))
 
     def problem_line(self) -> str:
         names = [f"{r.item} {r.config}/{r.split}".replace("/-", "") for r in self.problems]

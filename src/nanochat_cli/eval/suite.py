@@ -19,6 +19,12 @@ from nanochat_cli.errors import NanochatError
 from nanochat_cli.paths import Paths
 
 
+def base_eval_kind(cfg) -> str:
+    """How the pipeline evaluates the base model: "core" (the CORE bundle, nanochat's base_eval) on the fineweb
+    profiles, "bpb" (bits per byte on the validation shard, no download) on the embedded-corpus ones."""
+    return "core" if cfg.data.source == "fineweb" else "bpb"
+
+
 def _say(msg: str) -> None:
     import sys
 
