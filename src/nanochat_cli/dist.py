@@ -114,20 +114,25 @@ def cleanup() -> None:
         tdist.destroy_process_group()
 
 
-def strip_nproc(argv: list[str]) -> list[str]:
-    """`argv` without `--nproc N` / `--nproc=N`."""
-    out, skip = [], False
+def strip_options(argv: list[str], options: dict[str, int]) -> list[str]:
+    """`argv` without the given options: {"--nproc": 1} drops `--nproc N` and `--nproc=N`, {"--json": 0} the flag."""
+    out, skip = [], 0
     for a in argv:
         if skip:
-            skip = False
+            skip -= 1
             continue
-        if a == "--nproc":
-            skip = True
+        if a in options:
+            skip = options[a]
             continue
-        if a.startswith("--nproc="):
+        if "=" in a and a.split("=", 1)[0] in options:
             continue
         out.append(a)
     return out
+
+
+def strip_nproc(argv: list[str]) -> list[str]:
+    """`argv` without `--nproc N` / `--nproc=N`."""
+    return strip_options(argv, {"--nproc": 1})
 
 
 def torchrun_args(argv: list[str], nproc: int) -> list[str]:
