@@ -347,6 +347,12 @@ class SlurmConfig(Section):
     env: list[str] = []
     """Extra `KEY=VALUE` environment variables exported in the job after the defaults
     (e.g. ["NCCL_SOCKET_IFNAME=ib0"]); values are shell-quoted."""
+    canary: bool = True
+    """Run `nanochat doctor --canary` (about a minute of real training on every GPU of the job) right after the
+    preflight, and stop the job (exit 3, a FAIL mail) when it fails."""
+    evals: bool = True
+    """After the last training phase, evaluate what the job trained (CORE — or bpb on embedded-corpus profiles —
+    of base, the chat suite of mid and SFT) and write the run's report."""
     exclusive: bool = True
     """`#SBATCH --exclusive`: whole nodes for the job (the speedrun uses every GPU, core and GB of a node); turn
     it off where the site shares nodes or forbids it."""

@@ -45,16 +45,18 @@ class Estimate:
     seconds: float | None
 
 
-def throughput_flops(cfg) -> float:
+def throughput_flops(cfg, cpus: int | None = None) -> float:
+    """Model FLOP/s the estimate assumes: the GPUs' peak × GPU_MFU, or CPU_FLOPS_PER_CORE × `cpus` (default: the
+    cores this process may use)."""
     gpu = profile_gpu(cfg.profile, cfg.train.device)
     if gpu is None:
-        return CPU_FLOPS_PER_CORE * usable_cpus()
+        return CPU_FLOPS_PER_CORE * (cpus or usable_cpus())
     return gpu_peak(gpu) * GPU_MFU * cfg.world_size
 
 
-def estimate(cfg) -> list[Estimate]:
+def estimate(cfg, cpus: int | None = None) -> list[Estimate]:
     fpt = config_flops_per_token(cfg)
-    rate = throughput_flops(cfg)
+    rate = throughput_flops(cfg, cpus)
     n_params = config_counts(cfg)["total"]
     steps = num_iterations(cfg, n_params)
     base_tokens = steps * cfg.train.total_batch_size
@@ -102,14 +104,14 @@ def dry_run_lines(cfg, argv: list[str] | None = None) -> list[str]:
     lines = [f"speedrun plan (profile {cfg.profile}, d{cfg.model.depth}, world {cfg.world_size}):"]
     total = 0.0
     for e in ests:
-        t = "" if e.seconds is None else f"  ~{_fmt_seconds(e.seconds)}"
+        t = "" if e.seconds is None else f"  ~{fmt_seconds(e.seconds)}"
         total += e.seconds or 0
         lines.append(f"  {e.stage:<9} {e.what}{t}")
         cmd = stage_command(e.stage, cfg.track.run or "RUN", argv or ["speedrun", "--profile", cfg.profile], nproc)
         if cmd:
             lines.append(f"  {'':<9}   on {nproc} processes: {' '.join(shlex.quote(w) for w in cmd)}")
     gpu = profile_gpu(cfg.profile, cfg.train.device)
-    lines.append(f"  estimated training time ≥ {_fmt_seconds(total)} (base{' and mid' if cfg.mid.num_iterations > 0 else ''};"
+    lines.append(f"  estimated training time ≥ {fmt_seconds(total)} (base{' and mid' if cfg.mid.num_iterations > 0 else ''};"
                  " from 6·N FLOPs/token at "
                  + (f"{GPU_MFU:.0%} MFU of {cfg.world_size}× {gpu.upper()}" if gpu else "~100 GFLOP/s per CPU core")
                  + ")")
@@ -119,7 +121,7 @@ def dry_run_lines(cfg, argv: list[str] | None = None) -> list[str]:
     return lines
 
 
-def _fmt_seconds(s: float) -> str:
+def fmt_seconds(s: float) -> str:
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:

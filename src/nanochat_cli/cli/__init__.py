@@ -67,6 +67,16 @@ app.command("report")(report.report)
 app.command("speedrun")(speedrun.speedrun)
 
 
+@app.command("workers-outcome", hidden=True)
+def _workers_outcome(directory: Annotated[str, typer.Argument(help="A NANOCHAT_LAUNCH_DIR the workers wrote.")]) -> int:
+    """Print the first failing rank's error line once and exit with its code (the Slurm job's `launch`)."""
+    from pathlib import Path
+
+    from nanochat_cli.launch import outcome, read_exit_records
+
+    return outcome(read_exit_records(Path(directory)), {}, None)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; turn known errors into one line + exit code. A worker started by a launching
     nanochat process (launch.py) leaves its code and line to that process instead, which prints it once."""
