@@ -79,3 +79,24 @@ def test_a_gpu_profile_without_gpus_is_one_line_and_never_imports_torch(home):
         [line] = r.stderr.splitlines()
         assert line.startswith("Error: gpus: the a100x8 profile trains on 8 CUDA GPUs per node")
         assert "this machine has 0" in line and "--profile cpu-small" in line and "nanochat slurm render" in line
+
+
+def test_launch_leaves_no_agent_signal_handler_behind(monkeypatch, tmp_path):
+    """torchrun's agent replaces the SIGINT/SIGTERM handlers and never puts them back: after a launch, a Ctrl-C
+    between two of the speedrun's stages must still be a KeyboardInterrupt."""
+    import signal
+
+    import torch.distributed.run as torchrun
+
+    def agent(args):  # what the real agent does to the handlers, without starting workers
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+            signal.signal(s, lambda *a: None)
+
+    monkeypatch.setattr(torchrun, "run", agent)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    before = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)]
+    from nanochat_cli.launch import launch
+
+    assert launch(["config", "show"], 2) == 0
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)] == before
+    assert list(tmp_path.iterdir()) == []  # the exit-record directory is gone

@@ -78,6 +78,9 @@ def launch(argv: list[str], nproc: int, verbose: bool | None = None) -> int:
            "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": os.environ.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(SHUTDOWN_SECONDS))}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    # The agent installs handlers that raise its SignalException and leaves them: put ours back afterwards, so a
+    # Ctrl-C between two launches (the speedrun's stages) is still a KeyboardInterrupt.
+    handlers = {s: signal.getsignal(s) for s in _signals(FORWARDED_SIGNALS)}
     quieted = [] if verbose else _quiet_agent_loggers()
     failures: dict[int, object] = {}
     signal_name = None
@@ -97,9 +100,16 @@ def launch(argv: list[str], nproc: int, verbose: bool | None = None) -> int:
                 os.environ[k] = v
         for logger, level in quieted:
             logger.setLevel(level)
+        for s, handler in handlers.items():
+            if handler is not None:
+                signal.signal(s, handler)
         records = read_exit_records(launch_dir)
         shutil.rmtree(launch_dir, ignore_errors=True)
     return outcome(records, failures, signal_name)
+
+
+def _signals(names: str) -> list[signal.Signals]:
+    return [getattr(signal, n) for n in names.split(",") if hasattr(signal, n)]
 
 
 def _quiet_agent_loggers() -> list[tuple[logging.Logger, int]]:
