@@ -178,3 +178,24 @@ def test_tokenizer_row_names_the_default_version_and_migrates_an_old_home(tmp_pa
     (home / "tokenizers" / default / "tokenizer.json").write_text("{}")
     [r] = rows(doctor.run_doctor(cfg_for(home, **{"tokenizer.vocab_size": 400}), ("base",)), "tokenizer")
     assert r.status == "fail" and "tokenizer.json: lacks" in r.detail
+
+
+def test_the_launch_preflight_says_gpus_first_then_every_problem_in_one_line(tmp_path):
+    """What train/resume check in their own process before starting workers (doctor.preflight)."""
+    from nanochat_cli.errors import PreflightError
+
+    from pathlib import Path
+
+    home = tmp_path / "h"
+    if not list(Path("/dev").glob("nvidia[0-9]*")):  # a machine without GPUs (where this suite runs)
+        with pytest.raises(PreflightError) as e:  # nothing else is looked at before the GPUs
+            doctor.preflight(cfg_for(home, "a100x8"), ("base",))
+        assert e.value.message.startswith("gpus: the a100x8 profile trains on 8 CUDA GPUs per node")
+    with pytest.raises(PreflightError) as e:
+        doctor.preflight(cfg_for(home), ("base",))
+    assert e.value.message.startswith("base data: 0 shard(s)") and "; tokenizer: no trained tokenizer" in e.value.message
+    assert e.value.fix == "`nanochat data fetch base`, then `nanochat tokenizer train`"
+    write_shards(home)
+    doctor.preflight(cfg_for(home), ("base",), fresh=False)  # a resumed phase uses its checkpoint's tokenizer
+    with pytest.raises(PreflightError, match="no base checkpoint"):
+        doctor.preflight(cfg_for(home), ("mid",))  # a fresh mid needs a base model
