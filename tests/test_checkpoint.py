@@ -12,6 +12,7 @@ import torch
 
 from nanochat_cli.errors import UsageError
 from nanochat_cli import checkpoint as ck
+from nanochat_cli.paths import sha256_file
 
 
 def _model_and_opt(seed=0):
@@ -131,7 +132,7 @@ def _forge_optimizer(path):
     import pickle
 
     (path / "optim_rank0.pt").write_bytes(pickle.dumps(_Evil()))
-    _rewrite_meta(path, lambda m: {**m, "files": {**m["files"], "optim_rank0.pt": ck._sha256(path / "optim_rank0.pt")}},
+    _rewrite_meta(path, lambda m: {**m, "files": {**m["files"], "optim_rank0.pt": sha256_file(path / "optim_rank0.pt")}},
                   rehash=True)
 
 
@@ -142,7 +143,7 @@ def _forge_safetensors_header(path):
     w = path / "model.safetensors"
     data = w.read_bytes()
     w.write_bytes(struct.pack("<Q", 1 << 62) + data[8:])
-    _rewrite_meta(path, lambda m: {**m, "files": {**m["files"], "model.safetensors": ck._sha256(w)}}, rehash=True)
+    _rewrite_meta(path, lambda m: {**m, "files": {**m["files"], "model.safetensors": sha256_file(w)}}, rehash=True)
 
 
 HOSTILE = {

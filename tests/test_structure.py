@@ -114,3 +114,19 @@ def test_no_private_name_is_imported_across_modules():
 
 def test_the_checker_sees_a_cycle_when_there_is_one():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_one_phase_list_parser():
+    import pytest
+
+    from nanochat_cli.errors import UsageError
+    from nanochat_cli.phase_list import parse_phase_list
+
+    phases = ("base", "mid", "sft")
+    assert parse_phase_list("mid,sft", phases, "--phases") == ("mid", "sft")
+    assert parse_phase_list("all", phases, "--phase", {"all": phases, "none": ()}) == phases
+    assert parse_phase_list("none", phases, "--phase", {"all": phases, "none": ()}) == ()
+    for bad, message in (("sft,mid", "in pipeline order"), ("mid,mid", "in pipeline order"),
+                         ("rlhf", "unknown phase(s) rlhf"), ("", "unknown phase(s) ''")):
+        with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            parse_phase_list(bad, phases, "--phases")

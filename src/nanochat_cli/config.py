@@ -439,6 +439,29 @@ class DistConfig(Section):
     """Collective backend: `auto` = nccl on CUDA, gloo on CPU."""
 
 
+class ServeConfig(Section):
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
+    """Address `nanochat serve` listens on; another than loopback without --api-key prints a warning."""
+    port: int = Field(8000, ge=0, le=65535)
+    """TCP port; 0 = any free one (the URL is printed)."""
+    max_batch: int = Field(8, ge=1, le=256)
+    """Sequences decoded together in one forward (continuous batching); also the largest `n` a request may ask."""
+    max_queue: int = Field(64, ge=0, le=100_000)
+    """Requests that may wait for a free slot; beyond it a request gets 429 with Retry-After."""
+    max_tokens: int = Field(4096, ge=1, le=1_048_576)
+    """Most tokens a request may ask for (`max_tokens`); replies also stop at the model's context."""
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=1 << 30)
+    """Largest request body accepted; a larger one gets 413."""
+    request_timeout: float = Field(300.0, gt=0, le=86_400)
+    """Seconds a request may take from arrival to its last token; then it is cancelled (504)."""
+    shutdown_grace: float = Field(10.0, ge=0, le=3600)
+    """On Ctrl-C/SIGTERM, seconds replies in progress get to finish before they are cancelled."""
+    threads: int | None = Field(None, ge=1, le=1024)
+    """torch threads for decoding; unset = the cores less one on machines of up to 4 cores, else all."""
+    log_prompts: bool = False
+    """Add each request's messages to its log line (off: prompts are private by default)."""
+
+
 class Config(BaseSettings):
     """Everything a `nanochat` command needs, resolved from flags, env, file, profile and defaults."""
 
@@ -462,6 +485,7 @@ class Config(BaseSettings):
     sft: SftConfig = SftConfig()
     eval: EvalConfig = EvalConfig()
     chat: ChatConfig = ChatConfig()
+    serve: ServeConfig = ServeConfig()
     slurm: SlurmConfig = SlurmConfig()
     track: TrackConfig = TrackConfig()
     dist: DistConfig = DistConfig()

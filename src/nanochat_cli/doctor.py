@@ -68,16 +68,9 @@ def parse_phases(text: str | None) -> tuple[str, ...]:
     """`all` (default: base, mid, sft, eval), one stage, a comma list in pipeline order (the first training
     phase's predecessor must have a checkpoint: mid needs base, sft needs mid), or `none` (only GPUs, home,
     disk, run name)."""
-    if text is None or text == "all":
-        return ALL
-    if text == "none":
-        return ()
-    chosen = tuple(p.strip() for p in text.split(",") if p.strip())
-    bad = [p for p in chosen if p not in STAGES]
-    if bad or not chosen:
-        raise UsageError(f"unknown phase {', '.join(bad) or repr(text)} for --phase",
-                         "use base, mid, sft, eval, tokenizer, all, none or a list such as mid,sft,eval")
-    return tuple(p for p in STAGES if p in chosen)
+    from nanochat_cli.phase_list import parse_phase_list
+
+    return parse_phase_list("all" if text is None else text, STAGES, "--phase", {"all": ALL, "none": ()})
 
 
 def training_phases(ctx: "Context") -> tuple[str, ...]:

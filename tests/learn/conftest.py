@@ -39,3 +39,30 @@ def ws_file(tmp_path) -> Path:
     d = tmp_path / "ws"
     d.mkdir()
     return d / "gpt.py"
+
+
+@pytest.fixture
+def learner(ws_file):
+    """`learner(text)` writes a workspace gpt.py, imports it and returns (module, Explainer): what a
+    check receives from check.Session."""
+    from nanochat_cli.learn import harness, loader
+    from nanochat_cli.learn.explain import Explainer
+
+    def load(text: str):
+        ws_file.write_text(text)
+        return loader.load_module(ws_file), Explainer(ws_file, text, harness.reference())
+
+    return load
+
+
+@pytest.fixture
+def plant():
+    """`plant(text, component, body)`: `text` with one component's code replaced by `body`."""
+    from nanochat_cli.learn import source
+    from nanochat_cli.learn.components import BY_NAME
+
+    def replace(text: str, component: str, body: str) -> str:
+        comp = BY_NAME[component]
+        return source.replace(text, source.locate(text, comp), body, region=comp.name if comp.is_region else None)
+
+    return replace

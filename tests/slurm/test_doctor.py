@@ -12,6 +12,7 @@ import pytest
 
 from nanochat_cli import doctor
 from nanochat_cli.config_sources import load_config
+from nanochat_cli.errors import UsageError
 
 
 def cfg_for(home, profile="cpu-tiny", **flags):
@@ -110,7 +111,9 @@ def test_the_tokenizer_stage_expects_a_missing_tokenizer(tmp_path):
     report = doctor.run_doctor(cfg_for(home), doctor.parse_phases("tokenizer,base"))
     [tok] = rows(report, "tokenizer")
     assert tok.status == "ok" and "to be trained by the tokenizer stage" in tok.detail and not report.failed
-    assert doctor.parse_phases("eval,base,tokenizer") == ("tokenizer", "base", "eval")  # pipeline order
+    assert doctor.parse_phases("tokenizer,base,eval") == ("tokenizer", "base", "eval")
+    with pytest.raises(UsageError, match="pipeline order"):
+        doctor.parse_phases("eval,base,tokenizer")
 
 
 def test_placeholder_run_name_warns(tmp_path):

@@ -149,7 +149,7 @@ BAD = [
     ({}, ["--time", "99:99:99"], "99 minutes, but minutes after the first field must be below 60"),
     ({}, ["--time", "1-24"], "24 hours"),
     ({}, ["--phases", ""], "unknown phase(s) ''"),
-    ({}, ["--from", ""], "unknown phase ''"),
+    ({}, ["--from", ""], "unknown phase(s) '' for --from"),
     ({}, ["--command", ""], "--command is empty"),
     ({}, ["--command", "  "], "--command is empty"),
     ({}, ["--out", ""], "--out is empty"),

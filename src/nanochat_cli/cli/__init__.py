@@ -15,8 +15,8 @@ import click
 import typer
 
 from nanochat_cli import __version__
-from nanochat_cli.cli import (bench, chat, config_cmd, data, doctor, eval_cmd, learn, report, resume, runs, slurm,
-                              speedrun, tokenizer, train)
+from nanochat_cli.cli import (bench, chat, config_cmd, data, doctor, eval_cmd, interop, learn, report, resume, runs,
+                              serve, slurm, speedrun, tokenizer, train)
 from nanochat_cli.errors import EXIT_FAILURE, EXIT_USAGE, NanochatError
 from nanochat_cli.signals import Interrupted, exit_code_for
 
@@ -58,6 +58,7 @@ app.command("resume")(resume.resume)
 app.add_typer(runs.app, name="runs")
 app.add_typer(eval_cmd.app, name="eval")
 app.command("chat", epilog=chat.EPILOG)(chat.chat)
+app.command("serve", epilog=serve.EPILOG)(serve.serve)
 app.add_typer(learn.app, name="learn")
 app.add_typer(slurm.app, name="slurm")
 app.add_typer(config_cmd.app, name="config")
@@ -65,6 +66,8 @@ app.command("doctor")(doctor.doctor)
 app.add_typer(bench.app, name="bench")
 app.command("report")(report.report)
 app.command("speedrun")(speedrun.speedrun)
+app.add_typer(interop.export_app, name="export")
+app.add_typer(interop.import_app, name="import")
 
 
 @app.command("workers-outcome", hidden=True)

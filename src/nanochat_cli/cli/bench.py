@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from nanochat_cli.cli.options import CompileOpt, DeviceOpt, DtypeOpt, JsonOpt
 
-app = typer.Typer(help="Measure speed: training step, tokenizer, generation, learn step.", no_args_is_help=True)
+app = typer.Typer(help="Measure speed: training step, tokenizer, generation, serving, learn step.", no_args_is_help=True)
 
 
 @app.command("train", epilog="Examples: `nanochat bench train --json`; `nanochat bench train --compile off "
@@ -85,6 +85,38 @@ def generate(json: JsonOpt = False,
         output.result(f"{name}: cached {m['cached']['tok_per_s']:.0f} tok/s (first token "
                       f"{m['cached']['first_token_ms']:.0f} ms), uncached {m['uncached']['tok_per_s']:.0f} tok/s, "
                       f"speedup {m['speedup']:.1f}x")
+
+
+@app.command("serve", epilog="Examples: `nanochat bench serve --json`; `nanochat bench serve --shape d4 --rounds 5`.")
+def serve(json: JsonOpt = False,
+          shape: Annotated[Optional[list[str]], typer.Option(
+              "--shape", help="cpu-tiny or d4 (repeatable; default both).")] = None,
+          new_tokens: int = typer.Option(128, "--new-tokens", min=1, max=4096, help="Tokens per request."),
+          rounds: int = typer.Option(3, "--rounds", min=1, max=50, help="Interleaved rounds (figures are medians)."),
+          max_batch: int = typer.Option(8, "--max-batch", min=1, max=256, help="The server's --max-batch."),
+          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="The server's --threads "
+                                                "(default: its own default)."),
+          ) -> None:
+    """Serving throughput of `nanochat serve`: one stream vs 8 concurrent, time to first token."""
+    from nanochat_cli.cli import output
+    from nanochat_cli.cli.serve import require_server_stack
+    from nanochat_cli.errors import UsageError
+    from nanochat_cli.serve.bench import run_bench, shapes
+
+    require_server_stack()
+    known = shapes()
+    for name in shape or []:
+        if name not in known:
+            raise UsageError(f"unknown --shape {name!r}", f"choose from {', '.join(known)}")
+    res = run_bench(shape, new_tokens=new_tokens, rounds=rounds, max_batch=max_batch, threads=threads,
+                    progress=output.info)
+    if json:
+        output.emit_json(res)
+        return
+    for name, m in res["shapes"].items():
+        output.result(f"{name}: one stream {m['single_tok_per_s']:.0f} tok/s (chat engine "
+                      f"{m['chat_engine_tok_per_s']:.0f}), 8 streams {m['batch8_tok_per_s']:.0f} tok/s, speedup "
+                      f"{m['speedup_8']:.1f}x, first token p50 {m['ttft_ms_p50']:.0f} ms / p95 {m['ttft_ms_p95']:.0f} ms")
 
 
 @app.command("learn")

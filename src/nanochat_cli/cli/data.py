@@ -24,6 +24,7 @@ FETCH_EPILOG = """Examples:
 
   nanochat data fetch all --profile a100x8       # shards (~24 GB) + everything above"""
 
+
 def _print_report(report, as_json: bool, title: str) -> None:
     if as_json:
         output.emit_json(report.to_json())
@@ -100,10 +101,11 @@ def status(ctx: typer.Context,
                help="base, mid, sft, eval or all, or several (default: what this profile's pipeline needs)")] = None,
            profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Show which datasets are present and load (each is loaded for real, offline); never downloads."""
-    cfg = build_config(ctx, profile, config).config
     from nanochat_cli.data import hub
 
-    phases = hub.parse_phases(what) if what else hub.phases_needed(cfg)
+    chosen = hub.parse_phases(what) if what else None  # bad input fails before the config is built
+    cfg = build_config(ctx, profile, config).config
+    phases = chosen or hub.phases_needed(cfg)
     label = " ".join(what) if what else " ".join(phases)
     report = hub.check(cfg, phases)
     _print_report(report, json, f"data for {label} (offline check, profile {cfg.profile})")

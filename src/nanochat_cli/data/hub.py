@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from nanochat_cli.errors import NanochatError, PreflightError, UsageError
+from nanochat_cli.errors import NanochatError, PreflightError
 from nanochat_cli.paths import Paths
 
 PHASES = ("mid", "sft", "eval")
@@ -60,20 +60,14 @@ FILES: dict[str, list[str]] = {"base": ["shards"], "mid": ["words"], "sft": ["wo
 
 
 def parse_phases(words: str | list[str]) -> list[str]:
-    """`base`, `mid`, `sft`, `eval`, `all` (= all four), or several of them, as a list of phases in pipeline
-    order."""
+    """`base`, `mid`, `sft`, `eval`, `all` (= all four), or several of them (separate words or a comma list),
+    as a list of phases in pipeline order."""
+    from nanochat_cli.phase_list import parse_phase_list
+
     words = [words] if isinstance(words, str) else list(words)
-    chosen: set[str] = set()
-    for word in words:
-        if word == "all":
-            chosen.update(ALL_PHASES)
-        elif word in ALL_PHASES:
-            chosen.add(word)
-        else:
-            raise UsageError(f"unknown phase '{word}'", "choose base, mid, sft, eval or all (or several: mid sft)")
-    if not chosen:
-        raise UsageError("no phase given", "choose base, mid, sft, eval or all")
-    return [p for p in ALL_PHASES if p in chosen]
+    if not words:
+        raise UsageError("no phase given", "choose base, mid, sft, eval or all (or several: mid sft)")
+    return list(parse_phase_list(",".join(words), ALL_PHASES, "data phase", {"all": ALL_PHASES}))
 
 
 def phases_needed(cfg) -> list[str]:

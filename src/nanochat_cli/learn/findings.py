@@ -1,4 +1,4 @@
-"""What a learn-mode check reports, and how two outputs are compared.
+"""What a learn-mode check reports (a Finding, or Passed), and how two outputs are compared.
 
 `compare` is the one notion of "matches the reference": same shape, same dtype, and a max absolute
 error within 1e-4 + 1e-3 × the largest reference value. fp32 reformulations (a hand-written softmax,
@@ -33,6 +33,14 @@ class Finding:
     max_error: float | None = None
     cause: str | None = None
     code: str | None = None
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A component that matches the reference, and how that was established (the checklist's note)."""
+
+    component: str
+    note: str = "matches the reference"
 
 
 @dataclass

@@ -33,6 +33,10 @@ Notes from the reference:
 '''
 
 
+# Where the reference's docstring turns to its maintainers (how learn mode reads that file): the rest of
+# it is left out of the learner's notes, which are about their own copy.
+MAINTAINER_NOTES = "Maintainers:"
+
 # Arguments that are always tensors in the reference (others, like kv_cache or targets, may be None).
 TENSOR_NAMES = {"x", "q", "k", "v", "cos", "sin", "idx", "logits", "y"}
 
@@ -93,7 +97,7 @@ def _with_header(text: str, workspace_file: str) -> str:
     for quote in ('"""', "'''"):
         if stripped.startswith(quote):
             body_end = stripped.index(quote, 3)
-            notes = stripped[3:body_end].strip("\n")
+            notes = stripped[3:body_end].split("\n" + MAINTAINER_NOTES)[0].strip("\n")
             return head + notes + "\n" + stripped[body_end:]
     return head + '"""\n' + text
 

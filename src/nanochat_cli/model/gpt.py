@@ -8,7 +8,9 @@ Choices (each explained in docs/explanation/model-architecture.md):
 - nanochat's init: lm_head ~N(0, 0.001) so the first loss is ln(vocab), output projections zero
 Weights stay fp32 (the optimizers' master copy); every matmul runs in `self.compute_dtype` by casting
 the weight to the activation dtype, so bf16 needs no autocast (inside torch.compile on CPU autocast cost
-~24% of the step, docs/explanation/cpu-training-speed.md). Speed tricks for training live in model/compiled.py, not here.
+~24% of the step: docs/explanation/cpu-training-speed.md). Speed tricks for training live in model/compiled.py.
+Maintainers: learn mode matches this file's lines by pattern (learn/skeleton.py derives the learner's
+skeleton from it, learn/fingerprints.py its known bugs), so reformat it only with tests/learn run.
 """
 
 from __future__ import annotations

@@ -58,23 +58,14 @@ class Rendered:
 
 def parse_phases(phases: str | None, from_phase: str | None) -> tuple[str, ...]:
     """`--phases base,mid,sft` or `--from mid` (= mid and everything after it); default all three."""
-    if phases is not None and from_phase is not None:
+    from nanochat_cli.phase_list import parse_phase_list
+
+    if phases and from_phase:
         raise UsageError("--phases and --from cannot be combined", "use --phases mid,sft or --from mid")
     if from_phase is not None:
-        if from_phase not in PHASES:
-            raise UsageError(f"unknown phase '{from_phase}' for --from", f"choose one of: {', '.join(PHASES)}")
-        return PHASES[PHASES.index(from_phase):]
-    if phases is None:  # an explicit --phases '' falls through to "unknown phase(s) ''", not to all phases
-        return PHASES
-    chosen = tuple(p.strip() for p in phases.split(",") if p.strip())
-    bad = [p for p in chosen if p not in PHASES]
-    if bad or not chosen:
-        raise UsageError(f"unknown phase(s) {', '.join(bad) or repr(phases)} in --phases",
-                         f"list some of {', '.join(PHASES)}, e.g. --phases mid,sft")
-    if list(chosen) != sorted(set(chosen), key=PHASES.index):
-        raise UsageError(f"--phases {phases} must list each phase once, in pipeline order",
-                         "write them as base,mid,sft (or a contiguous part of it)")
-    return chosen
+        (start,) = parse_phase_list(from_phase, PHASES, "--from")
+        return PHASES[PHASES.index(start):]
+    return PHASES if phases is None else parse_phase_list(phases, PHASES, "--phases")
 
 
 def default_run_id(cfg) -> str:

@@ -158,10 +158,29 @@ def _grad_accum(cfg, world_size: int) -> int:
     return cfg.train.total_batch_size // per_micro
 
 
-def _build_model(cfg, device, dtype, tokenizer):
-    """(gpt_config, raw model, training model): the reference GPT, or the learner's own (learn mode), which
-    trains as written — prepare_for_training would swap in the reference's fused forward, loss head and
-    attention kernel, and their code would never run."""
+def _continued_shape(configured, meta: dict, say):
+    """A phase continues the model its checkpoint holds: that checkpoint's recorded model_config wins over the
+    one cfg.model describes (an imported model's shape need not be the profile's), said when they differ."""
+    from dataclasses import asdict
+
+    from nanochat_cli.model.gpt import GPTConfig
+
+    mc = meta.get("model_config")
+    try:
+        recorded = GPTConfig(**mc) if isinstance(mc, dict) and mc else None
+    except (TypeError, ValueError):
+        recorded = None
+    if recorded is None or recorded == configured:
+        return configured
+    differ = ", ".join(f"{k} {v}" for k, v in asdict(recorded).items() if getattr(configured, k) != v)
+    say(f"note: the model keeps the shape of the checkpoint it starts from ({differ}), not the config's")
+    return recorded
+
+
+def _build_model(cfg, device, dtype, tokenizer, start_meta: dict | None, rank0: bool):
+    """(gpt_config, raw model, training model): the reference GPT — in the shape of the checkpoint it starts
+    from, if any — or the learner's own (learn mode), which trains as written: prepare_for_training would swap
+    in the reference's fused forward, loss head and attention kernel, and their code would never run."""
     import torch
 
     from nanochat_cli.model.compiled import prepare_for_training
@@ -169,6 +188,8 @@ def _build_model(cfg, device, dtype, tokenizer):
 
     torch.manual_seed(cfg.train.seed)
     gpt_config = GPTConfig.from_config(cfg, tokenizer.vocab_size)
+    if start_meta is not None and cfg.model.file is None:
+        gpt_config = _continued_shape(gpt_config, start_meta, lambda text: say(text, rank0))
     if cfg.model.file is not None:
         from nanochat_cli.learn.loader import build_user_model, load_user_model_class
 
@@ -219,7 +240,8 @@ def setup_phase(stack: ExitStack, cfg, phase: str, resume: bool, run_id: str | N
 
     torch.set_num_threads(_threads(cfg, info.local_world_size))
     dtype, dtype_reason = resolve_dtype(cfg, device)
-    gpt_config, raw_model, model = _build_model(cfg, device, dtype, tokenizer)
+    gpt_config, raw_model, model = _build_model(cfg, device, dtype, tokenizer,
+                                                start_from.meta if start_from is not None else None, rank0)
     if start_from is not None:
         _load_weights(raw_model, start_from.model_state, start_from.path)
     optimizers = build_optimizers(raw_model, cfg, world_size=info.world_size)
