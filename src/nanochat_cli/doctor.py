@@ -341,6 +341,9 @@ def preflight(cfg, phases: tuple[str, ...], *, fresh: bool = True) -> None:
     needs alone first (a GPU profile without GPUs is refused in about a second), then the base data, the
     tokenizer of a fresh base, the mid/SFT datasets and the checkpoint a fresh phase starts from — every problem
     in one PreflightError line. A resumed phase's checkpoint and tokenizer are verified when it loads them."""
+    run = cfg.track.run
+    if run and not runs.is_placeholder(run):
+        runs.check_run_name(run)  # bad input (exit 2) before any missing file (exit 3)
     ctx = Context(cfg=cfg, phases=phases, paths=Paths.of(cfg))
     raise_failed(check_gpus(ctx))
     checks: list[Check] = [check_shards, check_mixtures]
