@@ -190,6 +190,30 @@ def test_unread_nanochat_variables_warn_with_the_nearest_name():
         "NANOCHAT_TRAINN__SEED is not a nanochat setting and is ignored; did you mean NANOCHAT_TRAIN__SEED?"]
 
 
+def test_the_forks_variables_are_aliases_with_one_notice(tmp_path):
+    r = load_config(environ={"NANOCHAT_BASE_DIR": str(tmp_path / "fork"), "WANDB_RUN": "d20-fork"})
+    assert r.config.home == tmp_path / "fork" and r.config.track.run == "d20-fork"
+    assert r.layers.source_of("home") == "env" and r.layers.source_of("track.run") == "env"
+    assert r.warnings == ["NANOCHAT_BASE_DIR is read as NANOCHAT_HOME; WANDB_RUN is read as NANOCHAT_TRACK__RUN "
+                          "(the fork's names; set NANOCHAT_HOME and NANOCHAT_TRACK__RUN instead)"]
+    # the new names win, and say so
+    r = load_config(environ={"NANOCHAT_BASE_DIR": "/a", "NANOCHAT_HOME": str(tmp_path), "WANDB_RUN": "x",
+                             "NANOCHAT_TRACK__RUN": "mine"})
+    assert r.config.home == tmp_path and r.config.track.run == "mine"
+    assert r.warnings == ["NANOCHAT_BASE_DIR is ignored because NANOCHAT_HOME is set; WANDB_RUN is ignored because "
+                          "NANOCHAT_TRACK__RUN is set (the fork's names; set NANOCHAT_HOME and NANOCHAT_TRACK__RUN "
+                          "instead)"]
+    assert load_config(environ={}).warnings == []
+
+
+def test_the_notice_is_one_line_on_stderr(run_cli):
+    r = run_cli("config", "show", "--json", env={"WANDB_RUN": "fork-run"})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == ["warning: WANDB_RUN is read as NANOCHAT_TRACK__RUN (the fork's names; set "
+                                     "NANOCHAT_TRACK__RUN instead)"]
+    assert '"fork-run"' in r.stdout
+
+
 @pytest.mark.parametrize("key", ["data.base_url", "data.hf_endpoint", "data.words_url", "data.eval_bundle_url"])
 @pytest.mark.parametrize("url,needle", [("", "http:// or https://"), ("not a url", "http:// or https://"),
                                         ("ftp://host/x", "http:// or https://"), ("http://[::1", "not a URL"),

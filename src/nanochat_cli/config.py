@@ -392,6 +392,20 @@ class SlurmConfig(Section):
     env: list[str] = []
     """Extra `KEY=VALUE` environment variables exported in the job after the defaults
     (e.g. ["NCCL_SOCKET_IFNAME=ib0"]); values are shell-quoted."""
+    canary: bool = True
+    """Run `nanochat doctor --canary` (about a minute of real training on every GPU of the job) right after the
+    preflight, and stop the job (exit 3, a FAIL mail) when it fails."""
+    evals: bool = True
+    """After the last training phase, evaluate what the job trained (CORE — or bpb on embedded-corpus profiles —
+    of base, the chat suite of mid and SFT) and write the run's report."""
+    exclusive: bool = True
+    """`#SBATCH --exclusive`: whole nodes for the job (the speedrun uses every GPU, core and GB of a node); turn
+    it off where the site shares nodes or forbids it."""
+    extra_directives: list[str] = []
+    """More `#SBATCH` lines for the site, each an sbatch option as `--name=value` or `--flag` (e.g.
+    ["--constraint=a100_80gb", "--mem=0", "--reservation=ml"]): it starts with `--` and has no spaces, quotes,
+    `$`, `;`, `#` or newlines; options the renderer writes itself (time, nodes, output, ...) are set by their
+    own keys."""
 
     @field_validator("time", mode="before")
     @classmethod
@@ -423,7 +437,33 @@ class SlurmConfig(Section):
         for item in self.env:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}=.*", item, re.S):
                 raise ValueError(f"slurm.env: {item!r} is not KEY=VALUE with a variable name as KEY")
+        for item in self.extra_directives:
+            _check_directive(item)
         return self
+
+
+# Options the job script writes itself, with the key that sets each: an extra directive repeating one would
+# contradict the script's own line (sbatch takes the last one, the job's logic assumes its own).
+_RENDERED_OPTIONS = {"job-name": "slurm.job_name", "nodes": "slurm.nodes", "ntasks-per-node": "the renderer (1)",
+                     "gpus-per-node": "slurm.gpus_per_node", "cpus-per-task": "slurm.cpus_per_task",
+                     "exclusive": "slurm.exclusive", "time": "slurm.time", "partition": "slurm.partition",
+                     "account": "slurm.account", "qos": "slurm.qos", "output": "slurm.log_dir",
+                     "error": "slurm.log_dir", "open-mode": "the renderer (append)",
+                     "requeue": "the renderer (always on)", "signal": "slurm.signal_seconds",
+                     "mail-type": "slurm.mail_type", "mail-user": "slurm.mail_user",
+                     "dependency": "slurm submit (afterok chains)"}
+
+
+def _check_directive(item: str) -> None:
+    """One slurm.extra_directives entry: `--name` or `--name=value` with characters sbatch reads literally in an
+    `#SBATCH` line (quoting cannot protect a value there, and a newline would start a shell command)."""
+    m = re.fullmatch(r"--([a-z][a-z0-9-]*)(=[A-Za-z0-9._/+,:@%=\[\]-]+)?", item)
+    if not m:
+        raise ValueError(f"slurm.extra_directives: {item!r} is not an sbatch option written as --name=value (it must "
+                         "start with --, and have no spaces, quotes, $, ;, # or newlines)")
+    if m.group(1) in _RENDERED_OPTIONS:
+        raise ValueError(f"slurm.extra_directives: {item!r} repeats an option the job script writes itself; set "
+                         f"{_RENDERED_OPTIONS[m.group(1)]} instead")
 
 
 class TrackConfig(Section):

@@ -119,7 +119,8 @@ def read_env_layer(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 # NANOCHAT_* variables nanochat reads outside the config model (HOME is also the `home` field).
-DOCUMENTED_ENV = ("NANOCHAT_HOME", "NANOCHAT_PROFILE", "NANOCHAT_DEBUG")
+DOCUMENTED_ENV = ("NANOCHAT_HOME", "NANOCHAT_PROFILE", "NANOCHAT_DEBUG",
+                  "NANOCHAT_LAUNCH_DIR", "NANOCHAT_LAUNCHER_PID")  # the last two: set by launch.py for its workers
 
 
 def unread_env_warnings(environ: dict[str, str], where: str = "") -> list[str]:
@@ -128,7 +129,7 @@ def unread_env_warnings(environ: dict[str, str], where: str = "") -> list[str]:
     pydantic-settings only looks up the variables of fields it knows, so NANOCHAT_TRAINN__SEED=1 is dropped in
     silence and the run trains with seed 42. A misspelled key under a known section (NANOCHAT_TRAIN__SEEED) is
     already an error (check_unknown_keys); this covers the section part and plain names. Warn, don't fail:
-    other tools share the prefix (upstream nanochat reads NANOCHAT_BASE_DIR and NANOCHAT_DTYPE)."""
+    other tools share the prefix (upstream nanochat reads NANOCHAT_DTYPE; NANOCHAT_BASE_DIR is an alias)."""
     sections = [n.upper() for n, f in Config.model_fields.items()  # a list: the hints must not depend on hashing
                 if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)]
     names = [v.removeprefix("NANOCHAT_") for v in DOCUMENTED_ENV] + [n.upper() for n in Config.model_fields]
@@ -140,18 +141,37 @@ def unread_env_warnings(environ: dict[str, str], where: str = "") -> list[str]:
         if not upper.startswith("NANOCHAT_"):
             continue
         rest = upper.removeprefix("NANOCHAT_")
-        if rest in names or ("__" in rest and rest.partition("__")[0] in sections):
+        if rest in names or ("__" in rest and rest.partition("__")[0] in sections) or upper in ENV_ALIASES:
             continue
         close = difflib.get_close_matches(rest, names, n=1)
         if not close:  # a bare key (NANOCHAT_DTYPE, as upstream nanochat spells it): the field of that name
             keys = {n.partition("__")[2]: n for n in reversed(names) if "__" in n}
             close = [keys[k] for k in difflib.get_close_matches(rest, list(keys), n=1)]
-        if rest == "BASE_DIR":  # upstream nanochat's name for the directory everything goes in
-            close = ["HOME"]
         hint = (f"did you mean NANOCHAT_{close[0]}?" if close else
                 "settings are NANOCHAT_<SECTION>__<KEY> (e.g. NANOCHAT_TRAIN__SEED; `nanochat config show` lists the keys)")
         out.append(f"{var}{where} is not a nanochat setting and is ignored; {hint}")
     return out
+
+
+# Names the nanochat fork's job scripts export, read as their nanochat-cli names so those scripts keep working.
+ENV_ALIASES = {"NANOCHAT_BASE_DIR": "NANOCHAT_HOME", "WANDB_RUN": "NANOCHAT_TRACK__RUN"}
+
+
+def apply_env_aliases(env: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """`env` with each alias copied to its nanochat-cli name (the real name wins when both are set), and the
+    one-line notice to print, naming the variables to use instead (None when no alias is set)."""
+    used = [(old, new) for old, new in ENV_ALIASES.items() if old in env]
+    if not used:
+        return env, None
+    env = dict(env)
+    parts = []
+    for old, new in used:
+        if new in env:
+            parts.append(f"{old} is ignored because {new} is set")
+        else:
+            env[new] = env[old]
+            parts.append(f"{old} is read as {new}")
+    return env, "; ".join(parts) + " (the fork's names; set " + " and ".join(new for _, new in used) + " instead)"
 
 
 def check_unknown_keys(data: dict[str, Any], where: str, model: type[BaseModel] = Config, prefix: str = "") -> None:
@@ -312,9 +332,9 @@ def load_config(profile: str | None = None, config_file: Path | None = None,
                 flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Resolved:
     """Build the one Config for a command. `flags` holds only options the user actually set
     (dotted keys, e.g. {"train.device_batch_size": 8}); None values are ignored."""
-    env = dict(os.environ if environ is None else environ)
+    env, alias_note = apply_env_aliases(dict(os.environ if environ is None else environ))
     # .env.local is read only for the real environment (tests that pass `environ` stay hermetic).
-    env_local = read_env_local(Path(ENV_LOCAL_FILE)) if environ is None else {}
+    env_local, local_note = apply_env_aliases(read_env_local(Path(ENV_LOCAL_FILE)) if environ is None else {})
     name = _profile_name(profile, env, env_local)
     layers = Layers(profile=load_profile(name))
     layers.profile["profile"] = name
@@ -336,6 +356,7 @@ def load_config(profile: str | None = None, config_file: Path | None = None,
     except ValidationError as e:
         raise UsageError(_describe_validation_error(e, layers)) from None
     warnings = unread_env_warnings(env_local, f" (in {ENV_LOCAL_FILE})") + unread_env_warnings(env)
+    warnings += [note for note in (alias_note, local_note and f"{ENV_LOCAL_FILE}: {local_note}") if note]
     return Resolved(cfg, layers, warnings)
 
 

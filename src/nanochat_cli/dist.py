@@ -1,9 +1,9 @@
-"""Process groups: who am I (RANK/LOCAL_RANK/WORLD_SIZE from torchrun), init/cleanup, barriers, and
-`--nproc N`, which re-executes the same command under torchrun.
+"""Process groups: who am I (RANK/LOCAL_RANK/WORLD_SIZE from torchrun), init/cleanup, barriers, the torchrun
+arguments for `--nproc N` (launch.py starts the workers), and what a launching nanochat process tells them.
 
 This module and config.py are the only places that read the environment. nccl on CUDA, gloo on CPU
 (`dist.backend`); the training loop uses only all_reduce/broadcast/all_gather_object, which both have.
-Relaunching costs one extra Python start (~1 s) and keeps a single code path for 1 and N processes.
+Launching keeps a single code path for 1 and N processes; the launching process stays (launch.py).
 It does not set up multi-node rendezvous itself: Slurm jobs call torchrun with c10d (see slurm/).
 """
 
@@ -114,33 +114,57 @@ def cleanup() -> None:
         tdist.destroy_process_group()
 
 
-def strip_nproc(argv: list[str]) -> list[str]:
-    """`argv` without `--nproc N` / `--nproc=N`."""
-    out, skip = [], False
+def strip_options(argv: list[str], options: dict[str, int]) -> list[str]:
+    """`argv` without the given options: {"--nproc": 1} drops `--nproc N` and `--nproc=N`, {"--json": 0} the flag."""
+    out, skip = [], 0
     for a in argv:
         if skip:
-            skip = False
+            skip -= 1
             continue
-        if a == "--nproc":
-            skip = True
+        if a in options:
+            skip = options[a]
             continue
-        if a.startswith("--nproc="):
+        if "=" in a and a.split("=", 1)[0] in options:
             continue
         out.append(a)
     return out
 
 
+def strip_nproc(argv: list[str]) -> list[str]:
+    """`argv` without `--nproc N` / `--nproc=N`."""
+    return strip_options(argv, {"--nproc": 1})
+
+
+def torchrun_args(argv: list[str], nproc: int) -> list[str]:
+    """torchrun's own arguments for `nanochat argv` on `nproc` local processes (`--nproc` removed from argv)."""
+    # `--` ends torchrun's options: its argparse matches abbreviations anywhere on the line, so without it our
+    # `--run NAME` is refused as "ambiguous option: --run could match --run-path".
+    return ["--standalone", f"--nproc_per_node={nproc}", "-m", "--", "nanochat_cli", *strip_nproc(argv)]
+
+
 def torchrun_command(argv: list[str], nproc: int) -> list[str]:
-    # `--` ends torchrun's own options: its argparse matches abbreviations anywhere on the line, so without it
-    # our `--run NAME` is refused as "ambiguous option: --run could match --run-path".
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "--", "nanochat_cli", *strip_nproc(argv)]
+    """The same as a command line (`python -m torch.distributed.run ...`), for messages and plans: launch.py
+    runs torchrun's agent in-process instead of executing this."""
+    return [sys.executable, "-m", "torch.distributed.run", *torchrun_args(argv, nproc)]
 
 
-def relaunch_under_torchrun(argv: list[str], nproc: int) -> None:
-    """Replace this process by `torchrun --standalone --nproc_per_node N -m nanochat_cli <argv minus --nproc>`.
-    The children see WORLD_SIZE and so do not relaunch again."""
-    cmd = torchrun_command(argv, nproc)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(cmd[0], cmd)
+# Set by launch.py for the workers it starts: where each leaves its exit record, and which process holds the
+# run locks they write under.
+LAUNCH_DIR_ENV = "NANOCHAT_LAUNCH_DIR"
+LAUNCHER_PID_ENV = "NANOCHAT_LAUNCHER_PID"
+
+
+def launch_dir() -> str | None:
+    """The directory of the nanochat process that launched this worker (None when torchrun was run directly)."""
+    return os.environ.get(LAUNCH_DIR_ENV) or None
+
+
+def launcher_pid() -> int | None:
+    """The pid of the nanochat process that launched this worker, which may hold locks on its behalf."""
+    value = os.environ.get(LAUNCHER_PID_ENV, "")
+    return int(value) if value.isdigit() else None
+
+
+def debug_enabled() -> bool:
+    """NANOCHAT_DEBUG is set: show tracebacks and the launcher's own log lines."""
+    return bool(os.environ.get("NANOCHAT_DEBUG"))

@@ -1,11 +1,15 @@
-"""Preflight checks: everything a phase needs, verified before compute is spent (`nanochat doctor`).
+"""Preflight checks: everything the chosen profile's pipeline needs, verified before compute is spent
+(`nanochat doctor`).
 
 Each check is a plain function `check(ctx) -> list[Result]` in `CHECKS`; another module adds its own
-with `@register`. Checks load things for real (parquet footers, the tokenizer, each HF dataset split
-through `data.hub.load_split`), because "the directory exists" is what fails at 3 a.m. on a compute
-node. Cost: 2–6 s here (importing torch for the GPU count dominates). Exit 3 when any row FAILs;
-WARN rows do not stop a job. This module only reports; it never downloads or repairs anything (loading the
-tokenizer moves a pre-versions <home>/tokenizer into tokenizers/, as every command does: a move, no change).
+with `@register`. Checks load things for real and through the same functions the phases use — parquet
+footers, the tokenizer, each part of the mid/SFT mixture the profile trains on (`train.preflight`), the tasks
+of the chat suite it evaluates with (`eval.chat_eval.check_chat_tasks`), the CORE bundle when it runs CORE —
+because "the directory exists" is what fails at 3 a.m. on a compute node, and a check of a dataset the profile
+never loads (cpu-tiny trains on packaged data) is a false alarm. Cost: 1–10 s (loading the hub datasets from
+their Arrow cache dominates on the GPU profiles). Exit 3 when any row FAILs; WARN rows do not stop a job.
+This module only reports; it never downloads or repairs anything (loading the tokenizer moves a pre-versions
+<home>/tokenizer into tokenizers/, as every command does: a move, no change).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from nanochat_cli import checkpoint as ck
-from nanochat_cli.errors import NanochatError, UsageError
+from nanochat_cli.errors import NanochatError, PreflightError, UsageError
 from nanochat_cli.paths import PHASES, Paths
 from nanochat_cli import runs
 from nanochat_cli.runs import PLACEHOLDER_NAMES
@@ -53,12 +57,24 @@ def register(fn: Check) -> Check:
     return fn
 
 
+# What `--phase` may name, in pipeline order. `tokenizer` is the pipeline's tokenizer stage (a Slurm job
+# trains one when it is missing), so with it a missing tokenizer is expected, not a failure; `eval` is the
+# evaluations of the trained models (CORE or bpb of base, the chat suite of mid and SFT).
+STAGES = ("tokenizer", *PHASES, "eval")
+ALL = (*PHASES, "eval")
+
+
 def parse_phases(text: str | None) -> tuple[str, ...]:
-    """`all` (default), one phase, a comma list in pipeline order (the first one's predecessor must have
-    a checkpoint: mid needs base, sft needs mid), or `none` (only GPUs, home, disk, run name)."""
+    """`all` (default: base, mid, sft, eval), one stage, a comma list in pipeline order (the first training
+    phase's predecessor must have a checkpoint: mid needs base, sft needs mid), or `none` (only GPUs, home,
+    disk, run name)."""
     from nanochat_cli.phase_list import parse_phase_list
 
-    return parse_phase_list("all" if text is None else text, PHASES, "--phase", {"all": PHASES, "none": ()})
+    return parse_phase_list("all" if text is None else text, STAGES, "--phase", {"all": ALL, "none": ()})
+
+
+def training_phases(ctx: "Context") -> tuple[str, ...]:
+    return tuple(p for p in ctx.phases if p in PHASES)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -66,31 +82,23 @@ def parse_phases(text: str | None) -> tuple[str, ...]:
 
 @register
 def check_gpus(ctx: Context) -> list[Result]:
+    from nanochat_cli.hardware import cuda_devices, gpu_shortfall
+
     cfg = ctx.cfg
     device, need = cfg.train.device, cfg.dist.nproc
     if device in ("cpu", "mps"):
         return [Result("gpus", SKIP, f"train.device is {device}: no CUDA GPUs needed")]
-    import torch  # the real count, as training will see it (honours CUDA_VISIBLE_DEVICES)
-
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    seen = f"{n} CUDA GPU(s) visible" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else "")
-    if device == "auto":
-        if n == 0:
-            return [Result("gpus", SKIP, "train.device is auto and no GPU is visible: training will use the CPU")]
-        device_note = "auto → cuda"
-    else:
-        device_note = "cuda"
-    if n == 0:
-        return [Result("gpus", FAIL, f"{seen}; the {cfg.profile} profile trains on cuda with {need} per node",
-                       "run on a GPU node (inside the Slurm job), or use --profile cpu-tiny / --device cpu")]
-    if n < need:
-        return [Result("gpus", FAIL, f"{seen}; dist.nproc = {need} processes per node need one each",
-                       f"request {need} GPUs (#SBATCH --gpus-per-node={need}) or set --nproc {n}")]
+    short = gpu_shortfall(cfg)
+    if short is not None:
+        return [Result("gpus", FAIL, *short)]
+    n, how = cuda_devices()
+    if device == "auto" and n == 0:
+        return [Result("gpus", SKIP, f"train.device is auto and no GPU is usable ({how}): training uses the CPU")]
     extra = [] if cfg.slurm.gpus_per_node in (0, need) else [Result(
         "gpus", WARN, f"slurm.gpus_per_node = {cfg.slurm.gpus_per_node} but dist.nproc = {need}",
         f"set slurm.gpus_per_node = {need} so the job requests what training uses")]
-    note = f"{seen}, {need} used ({device_note})" + (f"; {n - need} idle" if n > need else "")
+    note = f"{n} CUDA GPU(s) usable, {need} used ({'auto → ' if device == 'auto' else ''}cuda)" + (
+        f"; {n - need} idle" if n > need else "")
     return [Result("gpus", OK if n == need else WARN, note)] + extra
 
 
@@ -123,8 +131,9 @@ def check_disk(ctx: Context) -> list[Result]:
     from nanochat_cli.model.sizes import config_counts
 
     per_ckpt = config_counts(cfg)["total"] * CKPT_BYTES_PER_PARAM
-    need = per_ckpt * cfg.train.keep_last * len(ctx.phases)
-    detail = (f"{free / 1e9:.1f} GB free at {probe}; {len(ctx.phases)} phase(s) × {cfg.train.keep_last} checkpoints "
+    n_phases = len(training_phases(ctx))
+    need = per_ckpt * cfg.train.keep_last * n_phases
+    detail = (f"{free / 1e9:.1f} GB free at {probe}; {n_phases} phase(s) × {cfg.train.keep_last} checkpoints "
               f"× ~{per_ckpt / 1e9:.2f} GB need ~{need / 1e9:.1f} GB")
     fix = "free space there, or point --home / NANOCHAT_HOME at a larger filesystem"
     if free < need:
@@ -138,7 +147,7 @@ def check_disk(ctx: Context) -> list[Result]:
 def check_shards(ctx: Context) -> list[Result]:
     if not ctx.phases:
         return []
-    if "base" not in ctx.phases:
+    if "base" not in ctx.phases and "tokenizer" not in ctx.phases:
         return [Result("base data", SKIP, "not needed: base is not among the phases")]
     import pyarrow.parquet as pq
 
@@ -171,11 +180,18 @@ def check_shards(ctx: Context) -> list[Result]:
 def check_tokenizer(ctx: Context) -> list[Result]:
     if not ctx.phases:
         return []
+    if not {"tokenizer", "base"} & set(ctx.phases):
+        return [Result("tokenizer", SKIP, "not needed: mid, SFT and evals use the tokenizer their checkpoint "
+                                          "was trained with (checked when it loads)")]
     from nanochat_cli.tokenizer import load_tokenizer
 
     try:  # the default version, fully validated (a pre-versions <home>/tokenizer is migrated first)
         tok = load_tokenizer(ctx.cfg)
     except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
+        if "tokenizer" in ctx.phases:  # the pipeline's tokenizer stage trains it (on the base data above)
+            t = ctx.cfg.tokenizer
+            return [Result("tokenizer", OK, f"to be trained by the tokenizer stage ({e.message}; vocab "
+                                            f"{t.vocab_size:,} on {t.train_chars:,} chars)")]
         return [Result("tokenizer", FAIL, e.message, e.fix or "nanochat tokenizer train")]
     if getattr(tok, "fingerprint", None) is None:
         return [Result("tokenizer", OK, f"byte-level, vocab {tok.vocab_size:,} (tokenizer.kind = byte; no files)")]
@@ -184,39 +200,94 @@ def check_tokenizer(ctx: Context) -> list[Result]:
 
 
 @register
-def check_datasets(ctx: Context) -> list[Result]:
-    from nanochat_cli.train.rl import datasets_needed
-
-    wanted = [p for p in ctx.phases if p in ("mid", "sft") or (p == "rl" and datasets_needed(ctx.cfg))]
+def check_mixtures(ctx: Context) -> list[Result]:
+    """Every part of the mid/SFT mixtures the profile trains on, built as the phase's own preflight builds it:
+    hub datasets and the word list for `hub` mixtures, the packaged generators for `packaged` ones; and RL's
+    problems (GSM8K, or the packaged arithmetic generator that needs nothing)."""
+    wanted = [p for p in ctx.phases if p in ("mid", "sft", "rl")]
     if not ctx.phases:
         return []
     if not wanted:
-        return [Result("datasets", SKIP, "not needed: no mid or sft phase, no GSM8K RL")]
-    from nanochat_cli.data.hub import REQUIRED, load_split
+        return [Result("mid/SFT/RL data", SKIP, "not needed: no mid, sft or rl phase")]
+    from nanochat_cli.train.preflight import build_checked_mixture
 
-    out, seen = [], set()
+    out = []
     for phase in wanted:
-        for repo, name, split in (datasets_needed(ctx.cfg) if phase == "rl" else REQUIRED.get(phase, [])):
-            if (repo, name, split) in seen:  # mid and sft share SmolTalk and GSM8K
-                continue
-            seen.add((repo, name, split))
-            label = f"dataset {repo}" + (f"/{name}" if name else "") + f":{split}"  # no [..]: rich markup
-            try:
-                ds = load_split(ctx.cfg, repo, name, split)
-            except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
-                out.append(Result(label, FAIL, e.message, e.fix or f"nanochat data fetch {phase}"))
-                continue
-            out.append(Result(label, OK, f"{len(ds):,} rows, loaded offline" if hasattr(ds, "__len__")
-                              else "loaded offline"))
-    return out or [Result("datasets", OK, "no datasets required")]
+        mixture = getattr(ctx.cfg, phase).mixture
+        problems: list[tuple[str, str]] = []
+        sizes = {}
+        for split in ("train", "val"):
+            built = build_checked_mixture(ctx.cfg, phase, split, problems)
+            sizes[split] = len(built) if built is not None else 0
+        label = f"{phase} data ({mixture})"
+        if problems:
+            out += [Result(label, FAIL, what, _command_of(fix, f"nanochat data fetch {phase}")) for what, fix in problems]
+        else:
+            where = "PyPI packages, nothing to fetch" if mixture == "packaged" else "loaded offline"
+            out.append(Result(label, OK, f"{sizes['train']:,} train / {sizes['val']:,} val conversations ({where})"))
+    return out
+
+
+def _rl_data(cfg) -> list[Result]:
+    from nanochat_cli.data.hub import load_split
+    from nanochat_cli.train.rl import datasets_needed
+
+    needed = datasets_needed(cfg)
+    if not needed:
+        return [Result("rl data (arithmetic)", OK, "the packaged arithmetic generator, nothing to fetch")]
+    out = []
+    for repo, name, split in needed:
+        label = f"rl data {repo}/{name}:{split}"  # no [..]: rich markup
+        try:
+            ds = load_split(cfg, repo, name, split)
+        except NanochatError as e:  # missing (preflight) or damaged (failure): both stop a job
+            # GSM8K's train and test splits are mid's (train and validation)
+            out.append(Result(label, FAIL, e.message, _command_of(e.fix, "nanochat data fetch mid")))
+            continue
+        out.append(Result(label, OK, f"{len(ds):,} rows, loaded offline"))
+    return out
+
+
+def _command_of(fix: str | None, default: str) -> str:
+    """The command a fix names (the first `...` in it), so a row's fix reads like `data status`'s: a command."""
+    if fix and "`" in fix:
+        return fix.split("`")[1]
+    return fix or default
+
+
+@register
+def check_evals(ctx: Context) -> list[Result]:
+    """What the pipeline's evaluations read: the CORE bundle when the profile evaluates base with CORE, and
+    every task of the chat suite it evaluates mid and SFT with."""
+    if "eval" not in ctx.phases:
+        return []
+    from nanochat_cli.eval.chat_eval import check_chat_tasks
+    from nanochat_cli.eval.core import load_bundle
+    from nanochat_cli.eval.suite import base_eval_kind
+
+    out = []
+    if base_eval_kind(ctx.cfg) == "core":
+        try:
+            out.append(Result("CORE bundle", OK, f"{len(load_bundle(ctx.paths.eval_bundle))} tasks"))
+        except NanochatError as e:
+            out.append(Result("CORE bundle", FAIL, e.message, _command_of(e.fix, "nanochat data fetch eval")))
+    else:
+        out.append(Result("CORE bundle", SKIP, f"not needed: {ctx.cfg.profile} evaluates base by bits per byte "
+                                                "(data.source = embedded); `nanochat data fetch eval` adds CORE"))
+    try:
+        suite, names = check_chat_tasks(ctx.cfg)
+        out.append(Result(f"chat eval ({suite})", OK, f"{', '.join(names)} load offline"))
+    except NanochatError as e:
+        out.append(Result("chat eval", FAIL, e.message, _command_of(e.fix, "nanochat data fetch eval")))
+    return out
 
 
 @register
 def check_previous_checkpoint(ctx: Context) -> list[Result]:
     """The checkpoint the first phase starts from, found the way training will find it (train/which_run.py)."""
-    if not ctx.phases:
-        return []
-    first = ctx.phases[0]
+    if not training_phases(ctx):
+        return [Result("previous checkpoint", SKIP, "no training phase")] if ctx.phases else []
+    first = training_phases(ctx)[0]
     if first == "base":
         return [Result("previous checkpoint", SKIP, "base starts from random weights")]
     from nanochat_cli.checkpoint_lookup import find_checkpoints
@@ -284,3 +355,29 @@ def run_doctor(cfg, phases: tuple[str, ...]) -> Report:
             results.append(Result(check.__name__.removeprefix("check_"), FAIL, f"check crashed: {e!r}",
                                   "report this as a bug (NANOCHAT_DEBUG=1 shows more)"))
     return Report(phases, results)
+
+
+def preflight(cfg, phases: tuple[str, ...], *, fresh: bool = True) -> None:
+    """What `train` and `resume` check in their own process before any worker starts (launch.py): the device
+    needs alone first (a GPU profile without GPUs is refused in about a second), then the base data, the
+    tokenizer of a fresh base, the mid/SFT datasets and the checkpoint a fresh phase starts from — every problem
+    in one PreflightError line. A resumed phase's checkpoint and tokenizer are verified when it loads them."""
+    run = cfg.track.run
+    if run and not runs.is_placeholder(run):
+        runs.check_run_name(run)  # bad input (exit 2) before any missing file (exit 3)
+    ctx = Context(cfg=cfg, phases=phases, paths=Paths.of(cfg))
+    raise_failed(check_gpus(ctx))
+    checks: list[Check] = [check_shards, check_mixtures]
+    if fresh and phases and phases[0] == "base":
+        checks.insert(1, check_tokenizer)
+    if fresh:
+        checks.append(check_previous_checkpoint)
+    raise_failed([r for check in checks for r in check(ctx)])
+
+
+def raise_failed(rows: list[Result]) -> None:
+    """PreflightError naming every FAIL row and their fixes (in order), or nothing."""
+    failed = [r for r in rows if r.status == FAIL]
+    if failed:
+        fixes = list(dict.fromkeys(f"`{r.fix}`" if r.fix.startswith("nanochat ") else r.fix for r in failed if r.fix))
+        raise PreflightError("; ".join(f"{r.check}: {r.detail}" for r in failed), ", then ".join(fixes) or None)

@@ -217,13 +217,37 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+def process_umask() -> int:
+    """This process's umask, read without changing it (Linux: /proc/self/status; elsewhere it is set and put
+    back at once, which another thread creating a file in between could notice)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path | str, directory: bool = False) -> None:
+    """Give a file (0666) or directory (0777) made by `tempfile` (always 0600/0700) the mode `open`/`mkdir`
+    would have given it: minus the umask. On a shared cluster home a teammate's umask 022 means "readable by
+    the group", and a checkpoint that only its writer can read breaks that."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~process_umask())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then rename over `path`: a crash leaves
-    either the old file or the new one, never a torn one."""
+    either the old file or the new one, never a torn one. The file gets the mode a plain `open` would
+    (0666 minus the umask), not mkstemp's 0600."""
     path = Path(path)
     ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~process_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -1,7 +1,8 @@
 """Generate the reference pages from the code itself: every command and option from the Typer app,
-every config field from the pydantic model. `python -m nanochat_cli.reference_docs` rewrites
-docs/reference/{cli,config}.md; a test fails when the committed pages differ from what this renders,
-so the reference can never drift from the code."""
+every config field from the pydantic model, and the profiles' numbers (depth, parameters, token budgets, the
+speedrun's dry-run estimates) from the profiles, model/sizes.py and speedrun.py.
+`python -m nanochat_cli.reference_docs` rewrites docs/reference/{cli,config,profiles}.md; a test fails when the
+committed pages differ from what this renders, so the reference can never drift from the code."""
 
 from __future__ import annotations
 
@@ -83,7 +84,64 @@ def _field_row(key, f, env) -> str:
     return f"| `{key}` | {typ} | {default} | `{env}` | {desc} |"
 
 
-PAGES = {"cli.md": render_cli_reference, "config.md": render_config_reference}
+def render_profiles_reference() -> str:
+    from nanochat_cli.config import slurm_time_seconds
+    from nanochat_cli.config_sources import load_config, profile_descriptions, profile_names
+    from nanochat_cli.model.sizes import config_counts
+    from nanochat_cli.speedrun import CPU_FLOPS_PER_CORE, GPU_MFU, fmt_seconds, estimate
+    from nanochat_cli.train.schedule import num_iterations
+
+    cores = 2  # the estimates of CPU profiles assume this many cores (the dry run uses the machine's own)
+    lines = ["# Profiles", "",
+             "Generated from `src/nanochat_cli/profiles/*.toml`, `model/sizes.py` and the speedrun's dry-run estimate by",
+             "`python -m nanochat_cli.reference_docs`; do not edit by hand. `nanochat config show --profile NAME` prints",
+             "every resolved value; `nanochat speedrun --profile NAME --dry-run` prints the plan on your machine.", "",
+             "| profile | for |", "|---|---|"]
+    descriptions = profile_descriptions()
+    lines += [f"| `{n}`{' (default)' if n == 'cpu-tiny' else ''} | {descriptions[n]} |" for n in profile_names()]
+    lines += ["", "## Model, data and budgets", "",
+              "| | " + " | ".join(f"`{n}`" for n in profile_names()) + " |",
+              "|---|" + "---|" * len(profile_names())]
+    rows: dict[str, list[str]] = {}
+    for name in profile_names():
+        cfg = load_config(profile=name, environ={}).config
+        m, t = cfg.model, cfg.train
+        counts = config_counts(cfg)
+        steps = num_iterations(cfg, counts["total"])
+        base = {e.stage: e for e in estimate(cfg, cpus=cores)}["base"]
+        mixtures = f"{cfg.mid.mixture} / {cfg.sft.mixture}"
+        cells = {
+            "depth × width (heads × head dim)": f"{m.depth} × {m.width:,} ({m.n_heads} × {m.head_dim})",
+            "sequence length": f"{m.seq_len:,}",
+            "vocabulary": f"{cfg.tokenizer.vocab_size:,}",
+            "parameters (total; embedding + lm_head + blocks)": f"{counts['total']:,} ({counts['total'] / 1e6:,.1f} M)",
+            "tokens per optimizer step": f"{t.total_batch_size:,} ({t.device_batch_size} × {m.seq_len:,} × "
+                                         f"{cfg.world_size} × {t.total_batch_size // (t.device_batch_size * m.seq_len * cfg.world_size)} accumulation)",
+            "base steps": f"{steps:,}" + (" (20 tokens per parameter)" if t.num_iterations < 0 else ""),
+            "base tokens": f"{steps * t.total_batch_size / 1e6:,.1f} M",
+            "mid / SFT steps": " / ".join(f"{getattr(cfg, p).num_iterations:,}" if getattr(cfg, p).num_iterations > 0
+                                          else "one pass" for p in ("mid", "sft")),
+            "mid / SFT data": mixtures,
+            "pretraining corpus": cfg.data.source + (f" ({cfg.data.shards} shards)" if cfg.data.source == "fineweb" else ""),
+            "`eval.bpb_tokens`": f"{cfg.eval.bpb_tokens:,}",
+            "processes per node (`dist.nproc`)": f"{cfg.dist.nproc}",
+            "dry-run estimate of base": f"~{fmt_seconds(base.seconds)}" + (
+                f" (at {GPU_MFU:.0%} MFU)" if cfg.train.device == "cuda" else
+                f" (at {CPU_FLOPS_PER_CORE / 1e9:.0f} GFLOP/s × {cores} cores)"),
+            "`slurm.time`": f"{cfg.slurm.time} ({fmt_seconds(slurm_time_seconds(cfg.slurm.time))})",
+        }
+        for k, v in cells.items():
+            rows.setdefault(k, []).append(v)
+    lines += [f"| {k} | " + " | ".join(v) + " |" for k, v in rows.items()]
+    lines += ["", "The dry-run estimate is arithmetic (6·N FLOPs per token at an assumed rate), not a measurement; mid,",
+              "SFT and the evaluations add to it. Where base alone comes close to `slurm.time` (a100x8), the rendered",
+              "job checkpoints on the USR2 that Slurm sends `slurm.signal_seconds` before the limit and requeues itself,",
+              "continuing where it stopped; to fit in one allocation instead, raise `--time` (if the partition allows),",
+              "or render `--per-phase` (one job per phase, each with its own limit)."]
+    return "\n".join(lines) + "\n"
+
+
+PAGES = {"cli.md": render_cli_reference, "config.md": render_config_reference, "profiles.md": render_profiles_reference}
 
 
 def main(argv: list[str]) -> int:

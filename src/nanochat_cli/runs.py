@@ -266,18 +266,28 @@ def no_such_run(paths: Paths, name: str) -> UsageError:
 @contextmanager
 def writing_run(paths: Paths, run_id: str, what: str) -> Iterator[Path]:
     """Hold run `run_id`'s writer lock for the block; PreflightError (exit 3) naming the holder when another
-    process writes it. The run directory is created."""
+    process writes it. The run directory is created. A worker started by a launching nanochat process
+    (launch.py: `speedrun --nproc N` holds the run while its stages run on N processes) writes under that
+    process's lock: the holder is then its launcher, on this host, and cannot let go while the worker runs."""
+    import socket
+
+    from nanochat_cli.dist import launcher_pid
     from nanochat_cli.locks import LockHeld, describe_holder, hold
 
     check_run_name(run_id)
     try:
         with hold(paths.run_lock(run_id), wait=False, what=f"run {run_id} ({what})"):
             yield paths.run_lock(run_id)
+        return
     except LockHeld as e:
         if e.path != paths.run_lock(run_id):
             raise
-        raise PreflightError(f"run {run_id!r} is being written by {describe_holder(e.pid, e.host)}",
-                             "wait for it to finish (or stop it), or use another --run name") from None
+        held = e
+    if held.pid is not None and held.pid == launcher_pid() and held.host == socket.gethostname():
+        yield paths.run_lock(run_id)
+        return
+    raise PreflightError(f"run {run_id!r} is being written by {describe_holder(held.pid, held.host)}",
+                         "wait for it to finish (or stop it), or use another --run name")
 
 
 def current_writer(paths: Paths, run_id: str) -> str | None:

@@ -4,7 +4,9 @@ Stages, in order: data → tokenizer (train + eval) → base → mid → sft →
 manifest (`runs.py`) records the training phases; the other stages are recorded beside them
 under `stages`, so a second `nanochat speedrun` after Ctrl-C, a kill or a crash skips exactly what is
 done (a training phase continues from its last checkpoint, bitwise) and never skips what is not.
-Each stage is a call into its owning module; this file only orders them, records and reports.
+Each stage is a call into its owning module; this file only orders them, records and reports. On N
+processes (`--nproc N`, a GPU profile's 8, or under torchrun already) the training and eval stages run on
+every rank and the others in this process, as nanochat's speedrun.sh does: speedrun_ranks.py.
 Estimates for `--dry-run` are arithmetic on the config (6·N FLOPs per token), not measurements.
 """
 
@@ -25,6 +27,8 @@ from nanochat_cli.train.schedule import num_iterations
 
 STAGES = ("data", "tokenizer", "base", "mid", "sft", "rl", "eval", "report")
 TRAINING = ("base", "mid", "sft", "rl")
+# The stages that run on every process of a multi-process speedrun (the others run in one process).
+ON_EVERY_RANK = (*TRAINING, "eval")
 DONE, RUNNING, PENDING, FAILED, INTERRUPTED = "done", "running", "pending", "failed", "interrupted"
 
 # Effective training throughput used only for --dry-run estimates. CPU: ~200 GFLOP/s of model FLOPs
@@ -41,16 +45,18 @@ class Estimate:
     seconds: float | None
 
 
-def throughput_flops(cfg) -> float:
+def throughput_flops(cfg, cpus: int | None = None) -> float:
+    """Model FLOP/s the estimate assumes: the GPUs' peak × GPU_MFU, or CPU_FLOPS_PER_CORE × `cpus` (default: the
+    cores this process may use)."""
     gpu = profile_gpu(cfg.profile, cfg.train.device)
     if gpu is None:
-        return CPU_FLOPS_PER_CORE * usable_cpus()
+        return CPU_FLOPS_PER_CORE * (cpus or usable_cpus())
     return gpu_peak(gpu) * GPU_MFU * cfg.world_size
 
 
-def estimate(cfg) -> list[Estimate]:
+def estimate(cfg, cpus: int | None = None) -> list[Estimate]:
     fpt = config_flops_per_token(cfg)
-    rate = throughput_flops(cfg)
+    rate = throughput_flops(cfg, cpus)
     n_params = config_counts(cfg)["total"]
     steps = num_iterations(cfg, n_params)
     base_tokens = steps * cfg.train.total_batch_size
@@ -77,16 +83,41 @@ def estimate(cfg) -> list[Estimate]:
     return out
 
 
-def dry_run_lines(cfg) -> list[str]:
+def stage_argv(stage: str, run_id: str, argv: list[str]) -> list[str]:
+    """The `nanochat` arguments of a per-rank stage's workers: the speedrun's own command line (without
+    --nproc, --run, --json, --dry-run) plus `--stage STAGE --run RUN`."""
+    from nanochat_cli.dist import strip_options
+
+    own = strip_options(argv, {"--nproc": 1, "--run": 1, "--stage": 1, "--json": 0, "--dry-run": 0})
+    return [*own, "--stage", stage, "--run", run_id]
+
+
+def stage_command(stage: str, run_id: str, argv: list[str], nproc: int) -> list[str]:
+    """How a stage runs on `nproc` processes, as a command line (for plans), or [] when it runs in this
+    process."""
+    if nproc <= 1 or stage not in ON_EVERY_RANK:
+        return []
+    # `--`: torchrun's argparse would take our --run for an abbreviation of its own --run-path
+    return ["torchrun", "--standalone", f"--nproc_per_node={nproc}", "-m", "--", "nanochat_cli",
+            *stage_argv(stage, run_id, argv)]
+
+
+def dry_run_lines(cfg, argv: list[str] | None = None) -> list[str]:
+    import shlex
+
     ests = estimate(cfg)
+    nproc = cfg.dist.nproc
     lines = [f"speedrun plan (profile {cfg.profile}, d{cfg.model.depth}, world {cfg.world_size}):"]
     total = 0.0
     for e in ests:
-        t = "" if e.seconds is None else f"  ~{_fmt_seconds(e.seconds)}"
+        t = "" if e.seconds is None else f"  ~{fmt_seconds(e.seconds)}"
         total += e.seconds or 0
         lines.append(f"  {e.stage:<9} {e.what}{t}")
+        cmd = stage_command(e.stage, cfg.track.run or "RUN", argv or ["speedrun", "--profile", cfg.profile], nproc)
+        if cmd:
+            lines.append(f"  {'':<9}   on {nproc} processes: {' '.join(shlex.quote(w) for w in cmd)}")
     gpu = profile_gpu(cfg.profile, cfg.train.device)
-    lines.append(f"  estimated training time ≥ {_fmt_seconds(total)} (base{' and mid' if cfg.mid.num_iterations > 0 else ''};"
+    lines.append(f"  estimated training time ≥ {fmt_seconds(total)} (base{' and mid' if cfg.mid.num_iterations > 0 else ''};"
                  " from 6·N FLOPs/token at "
                  + (f"{GPU_MFU:.0%} MFU of {cfg.world_size}× {gpu.upper()}" if gpu else "~100 GFLOP/s per CPU core")
                  + ")")
@@ -96,7 +127,7 @@ def dry_run_lines(cfg) -> list[str]:
     return lines
 
 
-def _fmt_seconds(s: float) -> str:
+def fmt_seconds(s: float) -> str:
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
@@ -143,9 +174,12 @@ class SpeedrunRecord:
 
 
 def find_or_create_run(cfg) -> str:
-    """The newest speedrun of this profile that is not finished, else a new id."""
-    from nanochat_cli.runs import generate_run_id, run_names
+    """The run named by --run (track.run; a placeholder name gets a generated one), else the newest speedrun of
+    this profile that is not finished, else a new id."""
+    from nanochat_cli.runs import generate_run_id, new_run_name, run_names
 
+    if cfg.track.run:
+        return new_run_name(cfg.track.run, f"speedrun-{cfg.profile}")
     paths = Paths.of(cfg)
     candidates = sorted((paths.run_dir(n) for n in run_names(paths) if (paths.run_dir(n) / "speedrun.json").is_file()),
                         key=lambda p: (p / "speedrun.json").stat().st_mtime)
@@ -236,7 +270,7 @@ def stage_training(phase: str) -> Callable:
         manifest = Manifest.create(paths, run_id, cfg, list(TRAINING))
         result = run_phase(cfg, phase, resume=resume, run_id=run_id, manifest=manifest)
         if result.status != DONE:
-            raise _Interrupted(phase, result.exit_code)
+            raise StageInterrupted(phase, result.exit_code)
         return {"step": result.step, "checkpoint": str(result.checkpoint),
                 **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}
 
@@ -261,7 +295,9 @@ STAGE_FUNCS: dict[str, Callable] = {"data": stage_data, "tokenizer": stage_token
                                     "rl": stage_training("rl"), "eval": stage_eval, "report": stage_report}
 
 
-class _Interrupted(Exception):
+class StageInterrupted(Exception):
+    """A stage stopped by a signal at a safe point; `exit_code` is 130 after Ctrl-C, 75 after SIGTERM/SIGUSR2."""
+
     def __init__(self, stage: str, exit_code: int):
         super().__init__(stage)
         self.stage = stage
@@ -279,10 +315,21 @@ class SpeedrunResult:
     exit_code: int = 0  # 0 done; 130 after Ctrl-C; 75 after SIGTERM/SIGUSR2
 
 
-def run_speedrun(cfg, say: Callable[[str], None] = lambda s: sys.stderr.write(s + "\n")) -> SpeedrunResult:
+StageRunner = Callable[[str, object, str], dict]  # (stage, cfg, run_id) -> the stage's summary
+
+
+def run_stage_here(stage: str, cfg, run_id: str) -> dict:
+    """Run one stage in this process (on this rank)."""
+    return STAGE_FUNCS[stage](cfg, run_id)
+
+
+def run_speedrun(cfg, say: Callable[[str], None] = lambda s: sys.stderr.write(s + "\n"),
+                 run_stage: StageRunner = run_stage_here) -> SpeedrunResult:
     """Run (or continue) the pipeline. Raises NanochatError on the first failing stage, after
     recording it; an interrupted stage is recorded and reported, and the next call continues. The run's
-    writer lock is held throughout: a second speedrun on the same home stops with one line naming this one."""
+    writer lock is held throughout: a second speedrun on the same home stops with one line naming this one
+    (the workers a multi-process speedrun starts write under it). `run_stage` runs one stage: here, or on N
+    processes (speedrun_ranks.py)."""
     from nanochat_cli.paths import ensure_writable_dir
     from nanochat_cli.runs import writing_run
 
@@ -290,10 +337,11 @@ def run_speedrun(cfg, say: Callable[[str], None] = lambda s: sys.stderr.write(s 
     ensure_writable_dir(paths.runs)
     run_id = find_or_create_run(cfg)
     with writing_run(paths, run_id, "speedrun"):
-        return _run_stages(cfg, paths, run_id, say)
+        return _run_stages(cfg, paths, run_id, say, run_stage)
 
 
-def _run_stages(cfg, paths: Paths, run_id: str, say: Callable[[str], None]) -> SpeedrunResult:
+def _run_stages(cfg, paths: Paths, run_id: str, say: Callable[[str], None],
+                run_stage: StageRunner = run_stage_here) -> SpeedrunResult:
     from nanochat_cli.signals import Interrupted, exit_code_for, interruptible
 
     run_dir = paths.run_dir(run_id)
@@ -312,13 +360,13 @@ def _run_stages(cfg, paths: Paths, run_id: str, say: Callable[[str], None]) -> S
         t0 = time.time()
         try:
             with interruptible():  # SIGTERM/SIGUSR2 outside training: stop this stage, record it, say so
-                summary = STAGE_FUNCS[stage](cfg, run_id)
-        except (_Interrupted, Interrupted, KeyboardInterrupt) as e:
+                summary = run_stage(stage, cfg, run_id)
+        except (StageInterrupted, Interrupted, KeyboardInterrupt) as e:
             rec.set(stage, status=INTERRUPTED, seconds=before + time.time() - t0)
             status = INTERRUPTED
-            exit_code = (e.exit_code if isinstance(e, _Interrupted) else
+            exit_code = (e.exit_code if isinstance(e, StageInterrupted) else
                          exit_code_for(e.signal_name) if isinstance(e, Interrupted) else 130)
-            where = "at a checkpoint" if isinstance(e, _Interrupted) else "(this stage starts over next time)"
+            where = "at a checkpoint" if isinstance(e, StageInterrupted) else "(this stage starts over next time)"
             say(f"speedrun: {stage} was interrupted {where}; run `nanochat speedrun` again to continue")
             break
         except NanochatError as e:
@@ -330,5 +378,6 @@ def _run_stages(cfg, paths: Paths, run_id: str, say: Callable[[str], None]) -> S
         rec.set(stage, status=DONE, seconds=before + time.time() - t0, result=summary)
     say(overview(rec))
     report = rec.data["stages"]["report"].get("result", {}).get("report")
-    chat = f"nanochat chat -i {'rl' if rec.status('rl') == DONE else 'sft'} --run {run_id}"
+    rl_trained = rec.status("rl") == DONE and "skipped" not in rec.data["stages"]["rl"]
+    chat = f"nanochat chat -i {'rl' if rl_trained else 'sft'} --run {run_id}"
     return SpeedrunResult(run_id, str(run_dir), status, rec.data["stages"], report, chat, exit_code)

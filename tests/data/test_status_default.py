@@ -9,7 +9,10 @@ def test_status_checks_what_the_profile_needs(run_cli):
     assert r.returncode == 0, r.stderr                               # packaged mid/SFT: no hub datasets needed
     assert "embedded" in r.stdout
     r = run_cli("data", "status", "all")                             # asked explicitly: hub items are missing
-    assert r.returncode == 3 and "nanochat data fetch all" in r.stderr and "Traceback" not in r.stderr
+    # the fix fetches what is missing, not `data fetch all` (on a GPU profile that is 24 GB of shards)
+    assert r.returncode == 3 and "run `nanochat data fetch mid sft eval`" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("data", "status", "sft", "eval")                     # several phases at once
+    assert r.returncode == 3 and "run `nanochat data fetch sft eval`" in r.stderr, r.stderr
 
 
 def test_gpu_profile_needs_the_hub_datasets(run_cli):

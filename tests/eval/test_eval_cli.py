@@ -52,10 +52,7 @@ def test_core_two_ranks_equals_one(run_cli, home):
     make_bundle(home, rows=9)
     one = run_cli("eval", "core", "--json", env=ENV)
     assert one.returncode == 0, one.stderr
-    cmd = in_netns([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                    "-m", "nanochat_cli", "eval", "core", "--json"])
-    two = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                         env=cli_env({"NANOCHAT_HOME": str(home), **ENV}))
+    two = run_cli("eval", "core", "--nproc", "2", "--json", env=ENV, netns=True)  # launched by the command
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = json.loads(one.stdout), json.loads(two.stdout)  # one document: only rank 0 prints
     assert b["world_size"] == 2

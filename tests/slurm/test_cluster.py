@@ -1,6 +1,7 @@
 """Rendered jobs on a real Slurm (the two-node sandbox): the CLI runs under `srun torchrun` on both
-nodes, mail notifications are sent, a failing preflight stops the job with exit 3, and a USR2 drill
-checkpoints, requeues and resumes into the same log. Each test cancels its jobs and is time-bounded."""
+nodes, mail notifications are sent, a failing preflight stops the job with exit 3, a USR2 drill
+checkpoints, requeues and resumes into the same log, and the whole pipeline (canary, tokenizer, phases,
+evals, report) survives a USR2 that lands in an eval step. Each test cancels its jobs and is time-bounded."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def test_failing_doctor_stops_the_job_with_exit_3(slurm_cluster, run_cli, home, 
     err = (log_dir / f"nanochat-{job['id']}.err").read_text()
     assert st["JobState"] == "FAILED" and st["ExitCode"] == "3:0", out + err
     assert "preflight failed (nanochat doctor exit 3)" in err and "no GPU time was spent" in err
-    assert "0 CUDA GPU(s) visible" in out and "train base" not in out.split("preflight failed")[0].split(
+    assert "8 CUDA GPUs per node" in out and "this machine has 0" in out and "train base" not in out.split("preflight failed")[0].split(
         "nanochat doctor")[-1]
     assert "base: nanochat" not in out  # no phase was launched
     mail = (slurm_cluster / "mail.log").read_text()
@@ -112,6 +113,7 @@ TINY = {"NANOCHAT_TOKENIZER__KIND": "byte", "NANOCHAT_TRAIN__COMPILE": "off", "N
         "NANOCHAT_TRAIN__DEVICE_BATCH_SIZE": "2", "NANOCHAT_TRAIN__TOTAL_BATCH_SIZE": "128",
         "NANOCHAT_TRAIN__EVAL_TOKENS": "128", "NANOCHAT_TRAIN__EVAL_EVERY": "0", "NANOCHAT_TRAIN__SAVE_EVERY": "0",
         "NANOCHAT_TRAIN__NUM_ITERATIONS": "40"}
+TRAINING_ONLY = {"NANOCHAT_SLURM__CANARY": "false", "NANOCHAT_SLURM__EVALS": "false"}
 # 40 steps of ~0.1 s: the USR2 sent at step 3 lands mid-run even on a loaded machine (with 10 steps it once
 # landed after the last one; the job then had to finish cleanly, see test_resume_scope.py).
 
@@ -129,7 +131,7 @@ def test_real_training_drill_resumes_with_the_same_losses(slurm_cluster, run_cli
     ref_home = tmp_path / "ref-home"
     ready_home(ref_home)
     ready_home(home)
-    env = job_env(tmp_path, venv, **TINY)
+    env = job_env(tmp_path, venv, **TINY, **TRAINING_ONLY)  # this drill is about training: no canary, evals
     [ref] = submit(run_cli, tmp_path, "--nodes", "2", "--phases", "base", "--run", "reference",
                    env={**env, "NANOCHAT_HOME": str(ref_home)}, jobs=jobs)
     st = wait_done(ref["id"], timeout=300)
@@ -166,3 +168,57 @@ def test_real_training_drill_resumes_with_the_same_losses(slurm_cluster, run_cli
     assert manifest["phases"]["base"]["status"] == "done" and manifest["phases"]["base"]["step"] == 40
     drill = _losses(home / "runs" / "drill")
     assert drill == reference  # every step, before and after the requeue, bit for bit
+
+
+# The whole pipeline, shrunk: a BPE tokenizer trained by the job, a few steps per phase, a handful of eval
+# problems. On two nodes × 1 gloo process.
+PIPELINE = {**TINY, "NANOCHAT_TOKENIZER__KIND": "bpe", "NANOCHAT_TOKENIZER__VOCAB_SIZE": "300",
+            "NANOCHAT_TOKENIZER__TRAIN_CHARS": "20000", "NANOCHAT_TRAIN__NUM_ITERATIONS": "4",
+            "NANOCHAT_MID__NUM_ITERATIONS": "2", "NANOCHAT_MID__EVAL_TOKENS": "128", "NANOCHAT_SFT__NUM_ITERATIONS": "2",
+            "NANOCHAT_SFT__DEVICE_BATCH_SIZE": "2", "NANOCHAT_SFT__EXAMPLES_PER_STEP": "4",
+            "NANOCHAT_SFT__EVAL_STEPS": "1", "NANOCHAT_EVAL__BPB_TOKENS": "128", "NANOCHAT_EVAL__CHAT_MAX_PROBLEMS": "2",
+            "NANOCHAT_EVAL__CHAT_MAX_TOKENS": "8"}
+
+
+@pytest.mark.slow
+def test_the_job_runs_the_whole_pipeline_and_a_usr2_in_an_eval_step_requeues_it(slurm_cluster, run_cli, home,
+                                                                                  tmp_path, jobs):
+    """doctor → canary → tokenizer train + eval → base → mid → SFT → evals → report in one 2-node job; a USR2
+    while `eval chat -i mid` runs requeues the job, and the second run skips every finished step, runs that
+    eval again and finishes the pipeline."""
+    venv = make_venv(tmp_path / "venv")
+    assert run_cli("data", "fetch", "base").returncode == 0  # cpu-tiny's embedded corpus, as on a login node
+    [job] = submit(run_cli, tmp_path, "--nodes", "2", "--run", "pipeline", env=job_env(tmp_path, venv, **PIPELINE),
+                   jobs=jobs)
+    jid = job["id"]
+    out_file = home / "runs" / "pipeline" / "logs" / f"nanochat-{jid}.out"
+    err_file = out_file.with_suffix(".err")
+    deadline = time.monotonic() + 400
+    while "eval-mid: nanochat eval chat -i mid" not in (out_file.read_text() if out_file.exists() else ""):
+        st = job_state(jid)
+        assert st.get("JobState") in ("PENDING", "RUNNING"), (out_file.read_text() + err_file.read_text())[-4000:]
+        assert time.monotonic() < deadline, "the job never reached the mid eval"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--batch", "--signal=USR2", jid], check=True)
+    wait_for(jid, lambda s: s.get("Restarts") == "1" and s.get("JobState") == "PENDING", 180, "the requeue")
+    subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now+2"], check=True)
+    st = wait_done(jid, timeout=400)
+    out, err = out_file.read_text(), err_file.read_text()
+    assert st["JobState"] == "COMPLETED" and st["Restarts"] == "1", (out + err)[-4000:]
+    first, second = out.split("restart=1]", 1)
+    for step in ("canary", "tokenizer", "tokenizer-eval", "base", "mid", "sft", "eval-base"):
+        assert f"] {step}: finished" in first, step
+        assert f"{step}: already done for run pipeline; skipped" in second, step
+    assert "USR2: time limit or preemption is near" in first and "eval-mid: finished" not in first
+    assert "eval-mid: restarted after a requeue: nanochat eval chat -i mid --run pipeline" in second
+    for step in ("eval-mid", "eval-sft", "report"):
+        assert f"] {step}: finished" in second, step
+    assert "all steps finished" in second
+    # the canary trained on both nodes (its report, from rank 0)
+    assert re.search(r"canary: 20 steps of d1 .* on 2 × \S+ \(gloo\)", first) and "ranks agree yes" in first
+    assert "resume      equal" in first and "(falls)" in first
+    manifest = json.loads((home / "runs" / "pipeline" / "manifest.json").read_text())
+    assert {manifest["phases"][p]["status"] for p in ("base", "mid", "sft")} == {"done"}
+    assert {"base_bpb", "mid_chat", "sft_chat"} <= set(manifest["evals"])
+    assert (home / "runs" / "pipeline" / "report.md").is_file()
+    assert list((home / "tokenizers").glob("*/tokenizer.json"))  # trained by the job's tokenizer step

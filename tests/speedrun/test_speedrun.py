@@ -103,7 +103,8 @@ def test_dry_run_prints_the_plan_with_estimates(run_cli):
                  "gsm8k problems"):
         assert word in r.stdout
     r = run_cli("speedrun", "--dry-run")
-    assert "embedded corpus" in r.stdout and "cost" not in r.stdout and "arithmetic problems" in r.stdout
+    assert "embedded corpus" in r.stdout and "cost" not in r.stdout and "torchrun" not in r.stdout
+    assert "arithmetic problems" in r.stdout
 
 
 def test_a_record_from_before_the_rl_stage_loads(tmp_path):
@@ -118,6 +119,48 @@ def test_a_record_from_before_the_rl_stage_loads(tmp_path):
     assert SpeedrunRecord(tmp_path).status("rl") == "pending"
 
 
-def test_multi_process_speedrun_names_the_launcher(run_cli):
-    r = run_cli("speedrun", "--nproc", "2")
-    assert r.returncode == 2 and "torchrun" in r.stderr and "Traceback" not in r.stderr
+def test_gpu_dry_run_shows_the_torchrun_stages_and_a_real_run_refuses_without_gpus(run_cli):
+    r = run_cli("speedrun", "--dry-run", "--profile", "a100x8", "--run", "d20")
+    assert r.returncode == 0, r.stderr
+    launched = [ln.split("on 8 processes: ")[1] for ln in r.stdout.splitlines() if "on 8 processes: " in ln]
+    assert launched == [f"torchrun --standalone --nproc_per_node=8 -m -- nanochat_cli speedrun --profile a100x8 "
+                        f"--stage {s} --run d20" for s in ("base", "mid", "sft", "rl", "eval")]
+    r = run_cli("speedrun", "--profile", "a100x8")  # before the data stage downloads 24 GB
+    assert r.returncode == 3 and len(r.stderr.splitlines()) == 1 and "8 CUDA GPUs per node" in r.stderr
+    r = run_cli("speedrun", "--stage", "base")
+    assert r.returncode == 2 and "--stage needs the run" in r.stderr
+
+
+# SMALL for 2 processes: every batch splits over 2 ranks.
+SMALL2 = (SMALL.replace("total_batch_size = 256", "total_batch_size = 512").replace("examples_per_step = 4", "examples_per_step = 8")
+          .replace("eval_tokens = 256", "eval_tokens = 512").replace("bpb_tokens = 256", "bpb_tokens = 512"))
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_two_process_speedrun_launched_and_under_torchrun(run_cli, home, tmp_path):
+    """`speedrun --nproc 2` runs data and tokenizer here and each training/eval stage on 2 gloo processes
+    (under its run lock); `torchrun … speedrun` (already 2 processes) runs the same stages with rank 0
+    conducting. Both end with the same record and the chat command."""
+    cfg = tmp_path / "small2.toml"
+    cfg.write_text(SMALL2.format(base=2))
+    r = run_cli("speedrun", "--nproc", "2", "--config", str(cfg), "--run", "launched", netns=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "chat:   nanochat chat -i sft --run launched" in r.stdout and "Error" not in r.stderr
+    rec = json.loads((home / "runs" / "launched" / "speedrun.json").read_text())["stages"]
+    assert all(v["status"] == "done" for v in rec.values()), rec
+    assert rec["base"]["result"]["step"] == 2 and rec["eval"]["result"]["mid_chat"]["step"] == 2
+    meta = json.loads((home / "runs" / "launched" / "checkpoints" / "sft" / "step_000002" / "meta.json").read_text())
+    assert meta["world_size"] == 2  # trained on both processes
+    assert "world 2" in r.stderr and "speedrun: ✓ data" in r.stderr
+
+    cmd = in_netns([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "--",
+                    "nanochat_cli", "speedrun", "--config", str(cfg), "--run", "under-torchrun", "--json"])
+    t = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=cli_env({"NANOCHAT_HOME": str(home)}))
+    assert t.returncode == 0, t.stderr[-3000:]
+    result = json.loads(t.stdout)  # one document: rank 0's
+    assert result["status"] == "done" and result["chat_command"] == "nanochat chat -i sft --run under-torchrun"
+    assert result["stages"]["tokenizer"]["result"]["train"]["kept"] is True  # the default from the first run
+    meta = json.loads((home / "runs" / "under-torchrun" / "checkpoints" / "base" / "step_000002" /
+                       "meta.json").read_text())
+    assert meta["world_size"] == 2

@@ -48,18 +48,42 @@ def test_two_process_gloo_matches_single_process(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.dist
-def test_nproc_flag_relaunches_under_torchrun(home, tmp_path, run_cli):
+def test_nproc_launches_workers_and_leaves_with_their_own_exit_code(home, tmp_path, run_cli):
+    """`--nproc 2`: a SIGTERM to the command reaches the workers, which checkpoint (exit 75, not torchrun's 1); a
+    second `train` of the run is the workers' one-line refusal, printed once, with their exit code 2. (The
+    success path, one JSON document from rank 0, is test_speedrun's and test_eval_cli's `--nproc 2`.)"""
+    import signal
+    import time
+
+    from tests.conftest import in_netns
     from tests.train.conftest import write_shards
 
     write_shards(home)
-    cfg = tiny_config_file(tmp_path, iters=4, eval_every=2, save_every=2)
+    cfg = tiny_config_file(tmp_path, iters=400, eval_every=0, save_every=0)
     # --run: torchrun's argparse once took it for an abbreviation of its own --run-path
-    r = run_cli("train", "base", "--nproc", "2", "--run", "ddp-run", "--config", str(cfg), "--json", netns=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    result = json.loads(r.stdout)  # exactly one JSON document: only rank 0 prints
-    assert result["status"] == "done" and result["step"] == 4
-    assert (home / "runs" / "ddp-run" / "manifest.json").is_file()
-    ck = home / "runs" / "ddp-run" / "checkpoints" / "base" / "step_000004"
+    args = [sys.executable, "-m", "nanochat_cli", "train", "base", "--nproc", "2", "--run", "ddp-run",
+            "--config", str(cfg)]
+    p = subprocess.Popen(in_netns(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=cli_env({"NANOCHAT_HOME": str(home)}))
+    metrics = home / "runs" / "ddp-run" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):  # two steps trained
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()[1][-3000:]
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)  # the launching process (unshare and sh exec into it)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 75, err[-3000:]
+    assert "base: stopped by SIGTERM" in err and "Error:" not in err and "Traceback" not in err, err[-3000:]
+    stopped = json.loads((home / "runs" / "ddp-run" / "manifest.json").read_text())["phases"]["base"]["step"]
+    ck = home / "runs" / "ddp-run" / "checkpoints" / "base" / f"step_{stopped:06d}"
     assert {"optim_rank0.pt", "optim_rank1.pt"} <= {p.name for p in ck.iterdir()}
     meta = json.loads((ck / "meta.json").read_text())
     assert meta["world_size"] == 2 and len(meta["loader"]) == 2 and len(meta["rng"]) == 2
+
+    r = run_cli("train", "base", "--nproc", "2", "--run", "ddp-run", "--config", str(cfg), netns=True)
+    assert r.returncode == 2, r.stderr[-3000:]
+    errors = [ln for ln in r.stderr.splitlines() if "Error" in ln or "Traceback" in ln]
+    assert errors == [f"Error: run 'ddp-run' has an unfinished base phase (checkpoint at step {stopped}) — fix: "
+                      "continue it with `nanochat resume --run ddp-run`, or train into a new run with another --run "
+                      "name"], r.stderr
+    assert "ChildFailedError" not in r.stderr and "closing signal" not in r.stderr

@@ -48,7 +48,7 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    ctx.obj = {"home": home}
+    ctx.obj = {**(ctx.obj or {}), "home": home}
 
 
 app.add_typer(data.app, name="data")
@@ -70,43 +70,79 @@ app.add_typer(interop.export_app, name="export")
 app.add_typer(interop.import_app, name="import")
 
 
+@app.command("workers-outcome", hidden=True)
+def _workers_outcome(directory: Annotated[str, typer.Argument(help="A NANOCHAT_LAUNCH_DIR the workers wrote.")]) -> int:
+    """Print the first failing rank's error line once and exit with its code (the Slurm job's `launch`)."""
+    from pathlib import Path
+
+    from nanochat_cli.launch import outcome, read_exit_records
+
+    return outcome(read_exit_records(Path(directory)), {}, None)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; turn known errors into one line + exit code."""
+    """Entry point: run the app; turn known errors into one line + exit code. A worker started by a launching
+    nanochat process (launch.py) leaves its code and line to that process instead, which prints it once."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        rv = app(args=argv, prog_name="nanochat", standalone_mode=False)
-        sys.exit(rv if isinstance(rv, int) else 0)
+        code, line = _run(argv)
+    except BaseException as e:  # a bug (traceback) or an exit we do not translate
+        if not isinstance(e, (SystemExit, KeyboardInterrupt)):
+            from nanochat_cli.launch import record_crash
+
+            if record_crash(e):  # another rank failed first: this one only lost its peer
+                sys.exit(EXIT_FAILURE)
+        raise
+    _leave(code, line)
+
+
+def _run(argv: list[str]) -> tuple[int, str | None]:
+    """(exit code, error line or None) of one command."""
+    try:
+        # obj: the argv as given, for commands that start workers running the same command (launch.py)
+        rv = app(args=argv, prog_name="nanochat", standalone_mode=False, obj={"argv": argv})
+        return (rv if isinstance(rv, int) else 0), None
     except NanochatError as e:
-        _fail(e.one_line(), e.exit_code)
+        return e.exit_code, e.one_line()
     except click.exceptions.NoArgsIsHelpError as e:
         typer.echo(e.ctx.get_help())
-        sys.exit(0)
+        return 0, None
     except click.UsageError as e:
         hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
-        _fail(" ".join(e.format_message().split()) + hint, EXIT_USAGE)
+        return EXIT_USAGE, " ".join(e.format_message().split()) + hint
     except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        return e.exit_code, None
     except click.exceptions.Abort:
-        _fail("aborted", 130)
+        return 130, "aborted"
     except click.ClickException as e:
-        _fail(" ".join(e.format_message().split()), e.exit_code)
+        return e.exit_code, " ".join(e.format_message().split())
     except KeyboardInterrupt:
-        _fail("interrupted (Ctrl-C); nothing half-written was kept", 130)
+        return 130, "interrupted (Ctrl-C); nothing half-written was kept"
     except Interrupted as e:
-        _fail(f"stopped by {e.signal_name}; nothing half-written was kept", exit_code_for(e.signal_name))
+        return exit_code_for(e.signal_name), f"stopped by {e.signal_name}; nothing half-written was kept"
     except (MemoryError, RuntimeError) as e:
         if os.environ.get("NANOCHAT_DEBUG") or not _out_of_memory(e):
             raise
         # A batch or model too big for this machine: an input to change, not a bug to report.
         detail = " ".join(str(e).split())[:200]
-        _fail(f"out of memory ({detail or type(e).__name__}) — fix: lower the batch size (train.device_batch_size, "
-              "--device-batch-size, bench --batch) or the model size; NANOCHAT_DEBUG=1 shows the traceback",
-              EXIT_FAILURE)
+        return EXIT_FAILURE, (f"out of memory ({detail or type(e).__name__}) — fix: lower the batch size "
+                              "(train.device_batch_size, --device-batch-size, bench --batch) or the model size; "
+                              "NANOCHAT_DEBUG=1 shows the traceback")
     except OSError as e:
         if os.environ.get("NANOCHAT_DEBUG"):
             raise
         # Disk full, permission denied, ...: not a bug of ours, so one line instead of a traceback.
-        _fail(f"{e.strerror or e} ({e.filename or ''})".replace(" ()", "") + " — set NANOCHAT_DEBUG=1 for details",
-              EXIT_FAILURE)
+        return EXIT_FAILURE, (f"{e.strerror or e} ({e.filename or ''})".replace(" ()", "")
+                              + " — set NANOCHAT_DEBUG=1 for details")
+
+
+def _leave(code: int, line: str | None) -> None:
+    from nanochat_cli.launch import write_exit_record
+
+    sys.stdout.flush()
+    if not write_exit_record(code, line) and line is not None:
+        _fail(line, code)
+    sys.exit(code)
 
 
 def _out_of_memory(e: BaseException) -> bool:

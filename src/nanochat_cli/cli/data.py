@@ -20,14 +20,9 @@ FETCH_EPILOG = """Examples:
 
   nanochat data fetch base --source fineweb --shards 8 --base-url https://mirror.example/fineweb
 
-  nanochat data fetch all --profile a100x8       # shards + mid/SFT/eval datasets, bundle, word list"""
+  nanochat data fetch mid sft eval --profile a100x8   # mid/SFT/eval datasets, bundle, word list (no shards)
 
-
-def _data_phases(what: str) -> list[str]:
-    """base, mid, sft, eval, a comma list of them, or all (one line, exit 2, for anything else)."""
-    from nanochat_cli.data import hub
-
-    return hub.parse_phases(what)
+  nanochat data fetch all --profile a100x8       # shards (~24 GB) + everything above"""
 
 
 def _print_report(report, as_json: bool, title: str) -> None:
@@ -41,7 +36,8 @@ def _print_report(report, as_json: bool, title: str) -> None:
 
 @app.command("fetch", epilog=FETCH_EPILOG)
 def fetch(ctx: typer.Context,
-          what: Annotated[str, typer.Argument(help="base, mid, sft, eval or all")] = "base",
+          what: Annotated[Optional[list[str]], typer.Argument(
+              help="base, mid, sft, eval or all; several at once: `mid sft eval` [default: base]")] = None,
           shards: Annotated[Optional[int], typer.Option(
               "--shards", help="fineweb shards to fetch, 2–1823; the last is validation (data.shards).")] = None,
           base_url: Annotated[Optional[str], typer.Option(
@@ -56,60 +52,62 @@ def fetch(ctx: typer.Context,
               "--retries", help="Retries per file, with exponential backoff (data.retries).")] = None,
           profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Download what a phase needs, verify it by loading it, and report a table."""
-    _data_phases(what)  # bad input fails before the config is built
+    from nanochat_cli.data import hub
+
+    words = what or ["base"]
+    phases = hub.parse_phases(words)
     cfg = build_config(ctx, profile, config, {
         "data.shards": shards, "data.base_url": base_url, "data.source": source, "data.hf_endpoint": hf_endpoint,
         "data.fetch_workers": workers, "data.retries": retries}).config
     if cfg.data.source == "embedded" and (shards is not None or base_url is not None):
         raise UsageError("--shards and --base-url apply to fineweb shards, but data.source is 'embedded'",
                          "add --source fineweb (or use --profile a100x8)")
-    if what == "base":
-        from nanochat_cli.data.download import fetch_base
-
-        result = fetch_base(cfg)
-        if result.source == "embedded":
-            if json:
-                output.emit_json({"source": "embedded", "shards": [str(p) for p in result.shard_paths]})
-            else:
-                output.result(f"{len(result.results)} embedded shards in {result.directory}; "
-                              f"validation shard: {result.validation or '-'}")
-            return
-        if json:
-            output.emit_json(result.to_json())
-        else:
-            counts = {s: sum(r.status == s for r in result.results) for s in ("present", "downloaded", "failed")}
-            output.result(f"{len(result.results)} shards in {result.directory}: {counts['present']} already "
-                          f"present, {counts['downloaded']} downloaded, {counts['failed']} failed; "
-                          f"validation shard: {result.validation}")
-        if result.failed:
-            raise NanochatError(f"{len(result.failed)} shard(s) failed: " +
-                                ", ".join(f"{r.name} ({r.detail})" for r in result.failed[:10]),
-                                "run the same command again: finished shards are kept, partial ones resume")
-        return
-    from nanochat_cli.data import hub
-
-    report = hub.fetch(cfg, hub.parse_phases(what))
-    _print_report(report, json, f"data for {what}")
+    if phases == ["base"]:
+        return _fetch_base(cfg, json)
+    report = hub.fetch(cfg, phases)
+    _print_report(report, json, f"data for {' '.join(words)}")
     if report.problems:
-        raise NanochatError(report.problem_line(), f"run `nanochat data fetch {what}` again; "
+        raise NanochatError(report.problem_line(), f"run `{report.fix_command()}` again; "
                             "check the network or --hf-endpoint if it keeps failing")
+
+
+def _fetch_base(cfg, json: bool) -> None:
+    from nanochat_cli.data.download import fetch_base
+
+    result = fetch_base(cfg)
+    if result.source == "embedded":
+        if json:
+            output.emit_json({"source": "embedded", "shards": [str(p) for p in result.shard_paths]})
+        else:
+            output.result(f"{len(result.results)} embedded shards in {result.directory}; "
+                          f"validation shard: {result.validation or '-'}")
+        return
+    if json:
+        output.emit_json(result.to_json())
+    else:
+        counts = {s: sum(r.status == s for r in result.results) for s in ("present", "downloaded", "failed")}
+        output.result(f"{len(result.results)} shards in {result.directory}: {counts['present']} already "
+                      f"present, {counts['downloaded']} downloaded, {counts['failed']} failed; "
+                      f"validation shard: {result.validation}")
+    if result.failed:
+        raise NanochatError(f"{len(result.failed)} shard(s) failed: " +
+                            ", ".join(f"{r.name} ({r.detail})" for r in result.failed[:10]),
+                            "run the same command again: finished shards are kept, partial ones resume")
 
 
 @app.command("status")
 def status(ctx: typer.Context,
-           what: Annotated[Optional[str], typer.Argument(
-               help="base, mid, sft, eval or all (default: what this profile's pipeline needs)")] = None,
+           what: Annotated[Optional[list[str]], typer.Argument(
+               help="base, mid, sft, eval or all, or several (default: what this profile's pipeline needs)")] = None,
            profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Show which datasets are present and load (each is loaded for real, offline); never downloads."""
-    cfg = build_config(ctx, profile, config).config
     from nanochat_cli.data import hub
 
-    if what is None:
-        phases = hub.phases_needed(cfg)
-        what = " ".join(phases) if len(phases) > 1 else phases[0]
-    else:
-        phases = _data_phases(what)
+    chosen = hub.parse_phases(what) if what else None  # bad input fails before the config is built
+    cfg = build_config(ctx, profile, config).config
+    phases = chosen or hub.phases_needed(cfg)
+    label = " ".join(what) if what else " ".join(phases)
     report = hub.check(cfg, phases)
-    _print_report(report, json, f"data for {what} (offline check, profile {cfg.profile})")
+    _print_report(report, json, f"data for {label} (offline check, profile {cfg.profile})")
     if report.problems:
-        raise PreflightError(report.problem_line(), f"run `nanochat data fetch {what if len(phases) == 1 else 'all'}`")
+        raise PreflightError(report.problem_line(), f"run `{report.fix_command()}`")

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from nanochat_cli.cli import output
-from nanochat_cli.cli.options import (ConfigOpt, JsonOpt, ModelDepthOpt, ModelRunOpt, ProfileOpt, StepOpt,
-                                      build_config)
+from nanochat_cli.cli.options import (ConfigOpt, JsonOpt, ModelDepthOpt, ModelRunOpt, NprocOpt, ProfileOpt,
+                                      StepOpt, build_config, command_argv)
 
 app = typer.Typer(help="Evaluate a checkpoint: CORE, bits per byte, chat tasks.", no_args_is_help=True)
 
@@ -21,13 +21,24 @@ def _interruptible():
     return interruptible()
 
 
-def _threads(cfg) -> None:
+def _start(ctx, cfg, source: str, needs, run, step, depth) -> None:
+    """Check here (device, the evaluation's data, the checkpoint), then with --nproc N start N workers running
+    this command and leave with their exit code; return when this process evaluates itself."""
+    from nanochat_cli.cli.train import maybe_relaunch
+    from nanochat_cli.eval.runner import preflight_eval
 
+    maybe_relaunch(cfg, command_argv(ctx), lambda: preflight_eval(cfg, source, needs, run=run, step=step, depth=depth))
+    _threads(cfg)
+
+
+def _threads(cfg) -> None:
     import torch
 
+    from nanochat_cli.dist import dist_info
     from nanochat_cli.hardware import usable_cpus
 
-    torch.set_num_threads(cfg.train.threads or usable_cpus())
+    # N workers on one node share its cores (as training does: train/setup.py)
+    torch.set_num_threads(cfg.train.threads or max(1, usable_cpus() // dist_info().local_world_size))
 
 
 def _fmt(v) -> str:
@@ -39,13 +50,15 @@ def core(ctx: typer.Context,
          source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid, sft or rl")] = None,
          max_per_task: Annotated[Optional[int], typer.Option(
              "--max-per-task", help="Rows per task, -1 = all (eval.core_max_per_task).")] = None,
-         run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, profile: ProfileOpt = None,
-         config: ConfigOpt = None,
+         run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, nproc: NprocOpt = None,
+         profile: ProfileOpt = None, config: ConfigOpt = None,
          json: JsonOpt = False) -> None:
     """The DCLM CORE metric (22 tasks of the eval bundle) of the base model."""
-    cfg = build_config(ctx, profile, config, {"eval.core_max_per_task": max_per_task}).config
-    _threads(cfg)
-    from nanochat_cli.eval.core import run_core
+    cfg = build_config(ctx, profile, config, {"eval.core_max_per_task": max_per_task, "dist.nproc": nproc}).config
+    from nanochat_cli.eval.core import load_bundle, run_core
+    from nanochat_cli.paths import Paths
+
+    _start(ctx, cfg, source or "base", lambda: load_bundle(Paths.of(cfg).eval_bundle), run, step, depth)
 
     with _interruptible():
         res = run_core(cfg, source or "base", step, progress=None if json else output.info, run=run, depth=depth)
@@ -63,13 +76,15 @@ def core(ctx: typer.Context,
 @app.command("bpb", epilog="Example: `nanochat eval bpb -i base`")
 def bpb(ctx: typer.Context,
         source: Annotated[Optional[str], typer.Option("-i", "--source", help="base (default), mid, sft or rl")] = None,
-        run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, profile: ProfileOpt = None,
-        config: ConfigOpt = None,
+        run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, nproc: NprocOpt = None,
+        profile: ProfileOpt = None, config: ConfigOpt = None,
         json: JsonOpt = False) -> None:
     """Bits per byte on the validation shard."""
-    cfg = build_config(ctx, profile, config, {}).config
-    _threads(cfg)
+    cfg = build_config(ctx, profile, config, {"dist.nproc": nproc}).config
+    from nanochat_cli.data.shards import list_shards
     from nanochat_cli.eval.bpb import run_bpb
+
+    _start(ctx, cfg, source or "base", lambda: list_shards(cfg), run, step, depth)
 
     with _interruptible():
         res = run_bpb(cfg, source or "base", step, run=run, depth=depth, progress=None if json else output.info)
@@ -92,14 +107,15 @@ def chat(ctx: typer.Context,
              "--max-problems", help="Problems per task, -1 = all (eval.chat_max_problems).")] = None,
          suite: Annotated[Optional[str], typer.Option(
              "--suite", help="auto, chatcore or mini (eval.chat_suite).")] = None,
-         run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, profile: ProfileOpt = None,
-         config: ConfigOpt = None,
+         run: ModelRunOpt = None, step: StepOpt = None, depth: ModelDepthOpt = None, nproc: NprocOpt = None,
+         profile: ProfileOpt = None, config: ConfigOpt = None,
          json: JsonOpt = False) -> None:
     """Chat evals (ARC, MMLU, GSM8K, HumanEval, SpellingBee) and ChatCORE, or the offline mini-suite."""
     cfg = build_config(ctx, profile, config, {"chat.source": source, "eval.chat_max_problems": max_problems,
-                                              "eval.chat_suite": suite}).config
-    _threads(cfg)
-    from nanochat_cli.eval.chat_eval import run_chat_eval
+                                              "eval.chat_suite": suite, "dist.nproc": nproc}).config
+    from nanochat_cli.eval.chat_eval import check_chat_tasks, run_chat_eval
+
+    _start(ctx, cfg, cfg.chat.source, lambda: check_chat_tasks(cfg, task), run, step, depth)
 
     with _interruptible():
         res = run_chat_eval(cfg, cfg.chat.source, task, step, progress=None if json else output.info, run=run,

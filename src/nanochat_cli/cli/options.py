@@ -34,7 +34,8 @@ DtypeOpt = Annotated[Optional[str], typer.Option(
     "--dtype", help="auto, float32 or bfloat16; auto picks bf16 only where it is fast (train.dtype).")]
 CompileOpt = Annotated[Optional[str], typer.Option("--compile", help="auto, on or off (train.compile).")]
 NprocOpt = Annotated[Optional[int], typer.Option(
-    "--nproc", help="Processes on this node; >1 relaunches under torchrun (dist.nproc).")]
+    "--nproc", help="Processes on this node; >1 starts that many workers under torchrun after checking here first "
+                    "(dist.nproc).")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (train.seed).")]
 RunOpt = Annotated[Optional[str], typer.Option(
     "--run", help="Run to write (track.run): a new name, or a run whose phase has not started; default: a new "
@@ -62,6 +63,14 @@ def training_flags(depth=None, device_batch_size=None, num_iterations=None, devi
         "train.compile": compile, "dist.nproc": nproc, "train.seed": seed, "track.run": run,
         "track.wandb": wandb, "model.file": str(model) if model is not None else None,
     }
+
+
+def command_argv(ctx: typer.Context) -> list[str]:
+    """The command line as given to `nanochat` (for launch.py, which starts workers running the same command)."""
+    import sys
+
+    obj = ctx.find_root().obj or {}
+    return list(obj.get("argv", sys.argv[1:]))
 
 
 def build_config(ctx: typer.Context | None, profile: str | None, config_file: Path | None,

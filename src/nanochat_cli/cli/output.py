@@ -8,8 +8,10 @@ import sys
 from typing import Any, Iterable
 
 
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+def emit_json(data: Any, one_line: bool = False) -> None:
+    """One JSON document on stdout; `one_line` for results that end up in logs (one line per document)."""
+    text = json.dumps(data, default=str) if one_line else json.dumps(data, indent=2, default=str)
+    sys.stdout.write(text + "\n")
 
 
 def info(message: str) -> None:

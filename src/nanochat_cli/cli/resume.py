@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from nanochat_cli.cli.options import ConfigOpt, DryRunOpt, JsonOpt, NprocOpt, ProfileOpt, build_config
+from nanochat_cli.cli.options import ConfigOpt, DryRunOpt, JsonOpt, NprocOpt, ProfileOpt, build_config, command_argv
 
 
 def resume(ctx: typer.Context,
@@ -48,7 +48,11 @@ def resume(ctx: typer.Context,
     if not plan.steps:  # a named run with nothing left (e.g. signalled just after its phase finished)
         output.result("\n".join(plan.lines()))
         return 0
-    maybe_relaunch(cfg)
+    from nanochat_cli.doctor import preflight
+
+    first = plan.steps[0]
+    maybe_relaunch(cfg, command_argv(ctx), lambda: preflight(cfg, tuple(s.phase for s in plan.steps),
+                                                             fresh=first.action == "start"))
     from nanochat_cli import dist
 
     if dist.dist_info().is_rank0:

@@ -89,14 +89,17 @@ def submit(ctx: typer.Context, profile: ProfileOpt = None, config: ConfigOpt = N
            phases: PhasesOpt = None, from_: FromOpt = None, time: TimeOpt = None, out: OutOpt = None,
            run: RunOpt = None, per_phase: PerPhaseOpt = None, command: CommandOpt = None,
            dry_run: DryRunOpt = False, json: JsonOpt = False) -> None:
-    """Render and sbatch the jobs (per-phase scripts chained with --dependency=afterok)."""
+    """Render and sbatch the jobs (per-phase scripts chained with --dependency=afterok); --dry-run writes nothing."""
     from nanochat_cli.paths import Paths
     from nanochat_cli.slurm.jobs import submit as submit_jobs
     from nanochat_cli.slurm.render import write_jobs
 
     resolved, rendered = _render(ctx, profile, config, nodes, phases, from_, time, run, per_phase, command)
     paths = Paths.of(resolved.config)
-    written = write_jobs(rendered, _out_dir(out, paths.run_dir(rendered.run)))
+    out_dir = _out_dir(out, paths.run_dir(rendered.run))
+    # --dry-run: the sbatch lines for the files a real submit would write, and nothing on disk
+    written = ([Path(out_dir).expanduser() / js.filename for js in rendered.scripts] if dry_run
+               else write_jobs(rendered, out_dir))
     record = submit_jobs(paths, rendered.run, written, [js.phases for js in rendered.scripts], rendered.log_dir,
                          dry_run=dry_run)
     if json:

@@ -18,7 +18,9 @@ TRAIN_EPILOG = """Examples:
 
   nanochat tokenizer train --vocab-size 8192 --train-chars 5000000
 
-  nanochat tokenizer train --profile a100x8       # 65,536 tokens on 2 B chars of fineweb-edu"""
+  nanochat tokenizer train --profile a100x8       # 65,536 tokens on 2 B chars of fineweb-edu
+
+  nanochat tokenizer train --if-missing           # keep a default of the configured size (jobs, reruns)"""
 
 EVAL_EPILOG = """Examples:
 
@@ -45,6 +47,9 @@ def train(ctx: typer.Context,
               "--train-chars", help="Characters of the corpus to train on (tokenizer.train_chars).")] = None,
           doc_cap: Annotated[Optional[int], typer.Option(
               "--doc-cap", help="Longest document prefix read, in chars (tokenizer.doc_cap).")] = None,
+          if_missing: Annotated[bool, typer.Option(
+              "--if-missing", help="Keep the default tokenizer when it loads with the configured vocab size; train "
+                                   "only when there is none (what the Slurm job and the speedrun do).")] = False,
           profile: ProfileOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Train a BPE tokenizer on the configured corpus and make it the default for new runs.
 
@@ -54,6 +59,15 @@ def train(ctx: typer.Context,
                                                    "tokenizer.train_chars": train_chars, "tokenizer.doc_cap": doc_cap})
     from nanochat_cli.tokenizer.training import train_tokenizer
 
+    if if_missing:
+        kept = _default_if_usable(resolved.config)
+        if kept is not None:
+            if json:
+                output.emit_json({"kept": True, "fingerprint": kept.fingerprint, "vocab_size": kept.vocab_size})
+            else:
+                output.result(f"kept the default tokenizer {kept.fingerprint[:12]} ({kept.vocab_size:,} tokens): "
+                              "nothing to train")
+            return
     result = train_tokenizer(resolved.config, progress=output.info)
     fp = result["fingerprint"][:12]
     kept = result["other_versions"]
@@ -66,6 +80,18 @@ def train(ctx: typer.Context,
     output.result(f"trained a {result['vocab_size']:,}-token BPE on {result['train_chars']:,} chars "
                   f"({result['train_docs']:,} documents) in {result['seconds']:.1f} s → version {fp} "
                   f"({result['dir']})")
+
+
+def _default_if_usable(cfg):
+    """The default tokenizer when it loads and has the configured vocab size, else None."""
+    from nanochat_cli.errors import PreflightError
+    from nanochat_cli.tokenizer import load_tokenizer
+
+    try:
+        tok = load_tokenizer(cfg)
+    except PreflightError:
+        return None
+    return tok if getattr(tok, "fingerprint", None) else None
 
 
 @app.command("eval", epilog=EVAL_EPILOG)

@@ -8,7 +8,7 @@ import typer
 
 from nanochat_cli.cli.options import (CompileOpt, ConfigOpt, DepthOpt, DeviceBatchOpt, DeviceOpt, DtypeOpt,
                                       ItersOpt, JsonOpt, ModelFileOpt, NprocOpt, ProfileOpt, RunOpt, SeedOpt,
-                                      WandbOpt, build_config, training_flags)
+                                      WandbOpt, build_config, command_argv, training_flags)
 
 app = typer.Typer(help="Train a phase: base (pretraining), mid (midtraining), sft (fine-tuning), rl (reinforcement "
                        "learning).",
@@ -20,17 +20,12 @@ EPILOG = ("Examples: `nanochat train base` (cpu-tiny, minutes) · `nanochat trai
           "that already has checkpoints in --run NAME is refused.")
 
 
-def maybe_relaunch(cfg) -> None:
-    """`--nproc N` (dist.nproc > 1) outside torchrun: re-exec this command under torchrun."""
-    from nanochat_cli import dist
+def maybe_relaunch(cfg, argv: list[str] | None = None, preflight=None) -> None:
+    """`--nproc N` (dist.nproc > 1) outside torchrun: run `preflight` here, then start N workers running this
+    command and leave with their exit code (launch.py); return when this process does the work itself."""
+    from nanochat_cli.launch import run_here_or_launch
 
-    if cfg.dist.nproc > 1 and not dist.under_torchrun():
-        if cfg.dist.nnodes > 1:
-            from nanochat_cli.errors import UsageError
-
-            raise UsageError("--nproc relaunches on this node only; dist.nnodes > 1 needs a launcher per node",
-                             "use `nanochat slurm render` (srun torchrun) for multi-node runs")
-        dist.relaunch_under_torchrun(sys.argv[1:], cfg.dist.nproc)
+    run_here_or_launch(cfg, sys.argv[1:] if argv is None else argv, preflight)
 
 
 def report_results(results, as_json: bool) -> int:
@@ -67,7 +62,9 @@ def _phase(phase: str):
             for key in ("num_iterations", "device_batch_size"):
                 flags[f"{phase}.{key}"] = flags.pop(f"train.{key}")
         cfg = build_config(ctx, profile, config, flags).config
-        maybe_relaunch(cfg)
+        from nanochat_cli.doctor import preflight
+
+        maybe_relaunch(cfg, command_argv(ctx), lambda: preflight(cfg, (phase,)))
         from nanochat_cli import dist
         from nanochat_cli.train.loop import run_phase
 

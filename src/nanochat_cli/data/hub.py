@@ -59,11 +59,15 @@ FILES: dict[str, list[str]] = {"base": ["shards"], "mid": ["words"], "sft": ["wo
                                "eval": ["eval_bundle", "tiktoken"]}
 
 
-def parse_phases(word: str) -> list[str]:
-    """`base`, `mid`, `sft`, `eval`, a comma list of them, or `all` (= all four) as a list of phases."""
+def parse_phases(words: str | list[str]) -> list[str]:
+    """`base`, `mid`, `sft`, `eval`, `all` (= all four), or several of them (separate words or a comma list),
+    as a list of phases in pipeline order."""
     from nanochat_cli.phase_list import parse_phase_list
 
-    return list(parse_phase_list(word, ALL_PHASES, "data phase", {"all": ALL_PHASES}))
+    words = [words] if isinstance(words, str) else list(words)
+    if not words:
+        raise UsageError("no phase given", "choose base, mid, sft, eval or all (or several: mid sft)")
+    return list(parse_phase_list(",".join(words), ALL_PHASES, "data phase", {"all": ALL_PHASES}))
 
 
 def phases_needed(cfg) -> list[str]:
@@ -161,7 +165,9 @@ class Row:
 
     @property
     def fix(self) -> str:
-        return f"nanochat data fetch {self.phases[0] if len(self.phases) == 1 else 'all'}"
+        # The first phase that needs it fetches it: never `data fetch all` (240 fineweb shards, ~24 GB on the GPU
+        # profiles) for an item a small fetch brings.
+        return f"nanochat data fetch {self.phases[0]}"
 
 
 @dataclass
@@ -174,6 +180,11 @@ class DataReport:
 
     def to_json(self) -> dict:
         return {"ok": not self.problems, "items": [asdict(r) | {"fix": r.fix} for r in self.rows]}
+
+    def fix_command(self) -> str:
+        """One `nanochat data fetch ...` that brings every missing or broken item and nothing more."""
+        phases = [p for p in ALL_PHASES if any(r.phases[0] == p for r in self.problems)]
+        return "nanochat data fetch " + ("all" if phases == list(ALL_PHASES) else " ".join(phases))
 
     def problem_line(self) -> str:
         names = [f"{r.item} {r.config}/{r.split}".replace("/-", "") for r in self.problems]

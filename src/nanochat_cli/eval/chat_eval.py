@@ -194,6 +194,16 @@ def evaluate_chat_model(model, tokenizer, cfg, task_names: list[str], suite: str
             "samples": samples, "max_problems": max_problems, "seconds": time.time() - t_all}
 
 
+def check_chat_tasks(cfg, task: str | None = None) -> tuple[str, list[str]]:
+    """(suite, task names) of `nanochat eval chat [-a TASK]`, after building each task once: a missing dataset
+    is a PreflightError naming its fetch command before any weights load."""
+    suite = resolve_suite(cfg, task)
+    names = [task] if task else list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)
+    for name in names:
+        build_task(cfg, name)
+    return suite, names
+
+
 def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = None,
                   progress: Callable[[str], None] | None = None, run: str | None = None,
                   depth: int | None = None) -> dict[str, Any]:
@@ -202,10 +212,7 @@ def run_chat_eval(cfg, source: str, task: str | None = None, step: int | None = 
         raise UsageError(f"unknown model source {source!r}", "use -i mid, -i sft or -i rl")
     from nanochat_cli.eval.runner import run_on_checkpoint
 
-    suite = resolve_suite(cfg, task)
-    names = [task] if task else list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)
-    for name in names:  # preflight: every dataset loads before any weights do
-        build_task(cfg, name)
+    suite, names = check_chat_tasks(cfg, task)  # preflight: every dataset loads before any weights do
 
     def work(loaded, device, info):
         return evaluate_chat_model(loaded.model, loaded.tokenizer, cfg, names, suite, device, info.rank,

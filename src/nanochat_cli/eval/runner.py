@@ -22,6 +22,23 @@ def eval_device(cfg, local_rank: int = 0) -> str:
     return f"cuda:{local_rank}" if dev.type == "cuda" else dev.type
 
 
+def preflight_eval(cfg, source: str, needs: Callable[[], Any], *, run: str | None = None, step: int | None = None,
+                   depth: int | None = None) -> None:
+    """What `nanochat eval` checks in its own process before any worker starts (launch.py): the device needs,
+    the evaluation's own data (`needs()`: the CORE bundle, the chat tasks' datasets, the validation shard) and
+    that the checkpoint exists (found from meta.json files, not loaded). Each problem is one line."""
+    from nanochat_cli.checkpoint_lookup import find_checkpoints
+    from nanochat_cli.errors import PreflightError
+    from nanochat_cli.hardware import gpu_shortfall
+    from nanochat_cli.paths import Paths
+
+    short = gpu_shortfall(cfg)
+    if short is not None:
+        raise PreflightError(f"gpus: {short[0]}", short[1])
+    needs()
+    find_checkpoints(Paths.of(cfg), source, run=run, step=step, depth=depth)
+
+
 def run_on_checkpoint(cfg, source: str, kind: str, work: Callable[[Any, Any, Any], dict],
                       metrics: Callable[[dict], dict], *, step: int | None = None, run: str | None = None,
                       depth: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -30,11 +30,14 @@ _NOT_EXPORTED = ("home", "profile", "track.run", "dist.nnodes")
 
 @dataclass(frozen=True)
 class Step:
-    """One launch inside a job: `nanochat ARGS` the first time, `nanochat RESTART_ARGS` after a requeue."""
+    """One step of a job: `nanochat ARGS` the first time, `nanochat RESTART_ARGS` after a requeue; `where`:
+    "torchrun" (srun torchrun on every node: training, evals, the canary) or "here" (the batch shell on the
+    first node: tokenizer, report)."""
 
     name: str
     args: tuple[str, ...]
     restart_args: tuple[str, ...]
+    where: str = "torchrun"
 
 
 @dataclass
@@ -129,7 +132,8 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
                  (("partition", s.partition), ("account", s.account), ("qos", s.qos)) if v]
     common = dict(
         profile=cfg.profile, run=run, nodes=s.nodes, gpus_per_node=s.gpus_per_node, cpus_per_task=s.cpus_per_task,
-        time=_sbatch_value("slurm.time", s.time), placement=placement, log_dir=str(log_dir),
+        time=_sbatch_value("slurm.time", s.time), placement=placement, log_dir=str(log_dir), exclusive=s.exclusive,
+        extra_directives=list(s.extra_directives),  # validated by the config (config._check_directive)
         signal_seconds=s.signal_seconds, mail_type=_sbatch_value("slurm.mail_type", s.mail_type),
         mail_user=_sbatch_value("slurm.mail_user", s.mail_user) if s.mail_user else None,
         modules=s.modules, venv_activate=str(Path(s.venv).expanduser() / "bin" / "activate") if s.venv else None,
@@ -143,30 +147,76 @@ def render_jobs(resolved, phases: tuple[str, ...], run: str, command: list[str] 
     out = Rendered(run=run, log_dir=log_dir)
 
     def one(job_name: str, steps: list[Step], doctor: tuple[str, ...], description: str, job_phases,
-            after: str | None = None) -> None:
+            after: str | None = None, state: str = "steps") -> None:
         filename = f"{job_name}.sbatch"
         text = template.render(**common, job_name=_sbatch_value("slurm.job_name", job_name), steps=[
-            dict(name=st.name, args=_words(st.args), restart_args=_words(st.restart_args)) for st in steps],
-            doctor_args=_words(doctor + conf), description=description, filename=filename, after=after)
+            dict(name=st.name, args=_words(st.args), restart_args=_words(st.restart_args), where=st.where)
+            for st in steps], doctor_args=_words(doctor + conf), description=description, filename=filename,
+            after=after, state_file=state)
         out.scripts.append(JobScript(job_name, filename, tuple(job_phases), text, after))
 
     if command:
         step = Step("command", tuple(command), tuple(command))
-        one(s.job_name, [step], ("--phase", "none"), f"A custom nanochat command (see the last step) on {s.nodes} node(s).", ())
+        one(s.job_name, [step], ("--phase", "none"), f"A custom nanochat command (see the last step) on {s.nodes} node(s).",
+            (), state="job-$SLURM_JOB_ID")  # a command runs whenever its job does: its record is the job's own
         return out
-    # A requeued step continues its own phase of its own run: `resume --phase P --run R` resumes from the
-    # checkpoint, starts P when the signal came before P wrote anything, and is a no-op when P had finished.
-    steps = [Step(p, ("train", p) + conf, ("resume", "--phase", p, "--run", run) + conf) for p in phases]
+    jobs = pipeline_jobs(cfg, phases, run, conf)
     if s.per_phase:
         prev = None
-        for p, st in zip(phases, steps):
+        for i, (p, steps, stages) in enumerate(jobs):
             name = f"{s.job_name}-{p}"
-            one(name, [st], ("--phase", p), f"Phase {p} of run {run} on {s.nodes} node(s).", (p,), after=prev)
+            one(name, steps, ("--phase", ",".join(stages)), f"Phase {p} of run {run} on {s.nodes} node(s)"
+                + (" (and the evaluations and report of the chain)" if i == len(jobs) - 1 and s.evals else "") + ".",
+                (p,), after=prev)
             prev = f"{name}.sbatch"
     else:
-        one(s.job_name, steps, ("--phase", ",".join(phases)),
-            f"Phases {' → '.join(phases)} of run {run} on {s.nodes} node(s), one job.", phases)
+        steps = [st for _, job_steps, _ in jobs for st in job_steps]
+        what = " → ".join(st.name for st in steps)
+        one(s.job_name, steps, ("--phase", ",".join(jobs[0][2])),
+            f"The pipeline of run {run} on {s.nodes} node(s), one job: {what}.", phases)
     return out
+
+
+def pipeline_jobs(cfg, phases: tuple[str, ...], run: str, conf: tuple[str, ...]) -> list[tuple[str, list[Step], tuple]]:
+    """(phase, its job's steps, what that job's doctor checks) per training phase; one job runs them all in order.
+
+    The steps: canary (slurm.canary) → tokenizer train when missing, and its eval (when base is trained with a
+    BPE tokenizer) → each phase → the evaluations of the trained phases (CORE — bpb on embedded-corpus
+    profiles — of base, the chat suite of mid and SFT) → the report (slurm.evals). The canary and tokenizer
+    go with the first phase, the evaluations and report with the last. The first job's doctor checks the
+    whole chain (a missing eval bundle is found before base trains, not after); the others check their own
+    phase. Every step is idempotent for the run: a requeued or resubmitted job skips what is done."""
+    from nanochat_cli.eval.suite import base_eval_kind
+
+    s = cfg.slurm
+    head: list[Step] = []
+    head_stages: tuple[str, ...] = ()
+    if s.canary:
+        head.append(Step("canary", ("doctor", "--canary") + conf, ("doctor", "--canary") + conf))
+    if "base" in phases and cfg.tokenizer.kind == "bpe":
+        train_tok = ("tokenizer", "train", "--if-missing") + conf
+        head += [Step("tokenizer", train_tok, train_tok, "here"),
+                 Step("tokenizer-eval", ("tokenizer", "eval") + conf, ("tokenizer", "eval") + conf, "here")]
+        head_stages = ("tokenizer",)
+    tail: list[Step] = []
+    if s.evals:
+        for p in phases:
+            kind = base_eval_kind(cfg) if p == "base" else "chat"
+            args = ("eval", kind, "-i", p, "--run", run) + conf
+            tail.append(Step(f"eval-{p}", args, args))
+        report = ("report", "--run", run) + conf
+        tail.append(Step("report", report, report, "here"))
+    evals = ("eval",) if s.evals else ()
+    # A requeued step continues its own phase of its own run: `resume --phase P --run R` resumes from the
+    # checkpoint, starts P when the signal came before P wrote anything, and is a no-op when P had finished.
+    training = [Step(p, ("train", p) + conf, ("resume", "--phase", p, "--run", run) + conf) for p in phases]
+    jobs = []
+    for i, (p, step) in enumerate(zip(phases, training)):
+        first, last = i == 0, i == len(phases) - 1
+        steps = (head if first else []) + [step] + (tail if last else [])
+        stages = (head_stages + phases + evals) if first else (p,) + (evals if last else ())
+        jobs.append((p, steps, stages))
+    return jobs
 
 
 def write_jobs(rendered: Rendered, out_dir: Path) -> list[Path]:

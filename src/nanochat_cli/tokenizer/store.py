@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nanochat_cli.errors import PreflightError
-from nanochat_cli.paths import Paths, atomic_write_json, atomic_write_text, ensure_dir, fsync_dir
+from nanochat_cli.paths import Paths, atomic_write_json, atomic_write_text, ensure_dir, follow_umask, fsync_dir
 from nanochat_cli.tokenizer.fingerprint import fingerprint_of, special_ids
 from nanochat_cli.tokenizer.fingerprint import new_meta  # noqa: F401 - part of the store's API (training, legacy, tests)
 from nanochat_cli.tokenizer.special import SPECIAL_TOKENS
@@ -200,7 +200,7 @@ def install_version(paths: Paths, meta: dict, files: dict[str, bytes]) -> tuple[
             os.rename(final, aside)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{fp[:12]}-", dir=ensure_dir(paths.tokenizers)))
     try:
-        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the version from the other users of a shared home
+        follow_umask(tmp, directory=True)  # mkdtemp's 0700 would hide the version from a shared home's other users
         for name, data in {**files, META_FILE: (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()}.items():
             with open(tmp / name, "wb") as f:
                 f.write(data)
