@@ -213,6 +213,9 @@ def check_mixtures(ctx: Context) -> list[Result]:
 
     out = []
     for phase in wanted:
+        if phase == "rl":
+            out += _rl_data(ctx.cfg)
+            continue
         mixture = getattr(ctx.cfg, phase).mixture
         problems: list[tuple[str, str]] = []
         sizes = {}
@@ -300,7 +303,9 @@ def check_previous_checkpoint(ctx: Context) -> list[Result]:
     except UsageError as e:
         return [Result(f"{prev} checkpoint", FAIL, e.message, e.fix)]
     if choice.init_run is None:
-        return [Result(f"{prev} checkpoint", FAIL, f"{first} starts from a {prev} model: {choice.init_problem}", fix)]
+        article = "an" if prev == "sft" else "a"
+        return [Result(f"{prev} checkpoint", FAIL, f"{first} starts from {article} {prev} model: {choice.init_problem}",
+                       fix)]
     found = find_checkpoints(ctx.paths, prev, run=choice.init_run)[0]
     step = ck.latest_valid_step(found.directory)
     if step is None:

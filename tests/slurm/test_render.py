@@ -308,7 +308,7 @@ def test_restart_skips_finished_steps_and_continues_the_interrupted_one(run_cli,
     assert calls == [PIPELINE[0], "nanochat resume --phase sft --run drill", *PIPELINE[7:]]
     assert "sft: restarted after a requeue: nanochat resume --phase sft --run drill" in r.stdout
     assert "tokenizer: already done for run drill; skipped" in r.stdout
-    state.write_text(done + "started sft\ndone sft\nstarted eval-base\ndone eval-base\nstarted eval-mid\n")
+    state.write_text(done + "started sft\ndone sft\nstarted rl\ndone rl\nstarted eval-base\ndone eval-base\nstarted eval-mid\n")
     r, calls = run_script(script, stubs, tmp_path, SLURM_RESTART_COUNT="2")  # requeued during an eval
     assert calls == [PIPELINE[0], "nanochat eval chat -i mid --run drill", *PIPELINE[10:]]
     assert "eval-mid: restarted after a requeue: nanochat eval chat -i mid --run drill" in r.stdout
