@@ -592,8 +592,8 @@ class Config(BaseSettings):
             for f in factors:
                 per *= f
             if total % per:
-                raise ValueError(f"{name} {total} is not a multiple of {what} = "
-                                 f"{' × '.join(map(str, factors))} = {per}{where}")
+                product = f"{' × '.join(map(str, factors))} = " if len(factors) > 1 else ""
+                raise ValueError(f"{name} {total} is not a multiple of {what} = {product}{per}{where}")
 
     @property
     def world_size(self) -> int:

@@ -71,6 +71,20 @@ def test_two_node_job_runs_the_cli_under_srun_torchrun_and_mails(slurm_cluster, 
     print(f"two-node sandbox job: submit → COMPLETED in {wall:.1f} s")
 
 
+def table_cell(out: str, row: str, column: int) -> str:
+    """The text of one cell of the doctor's table in a log, its wrapped lines joined (rich wraps to the width)."""
+    parts, inside = [], False
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if not cells:
+            continue
+        if cells[0]:
+            inside = cells[0] == row
+        if inside and len(cells) > column:
+            parts.append(cells[column])
+    return " ".join(p for p in parts if p)
+
+
 def test_failing_doctor_stops_the_job_with_exit_3(slurm_cluster, run_cli, home, tmp_path, jobs):
     venv = make_venv(tmp_path / "venv")
     # a100x8 trains on 8 CUDA GPUs; the sandbox's GPUs are /dev/null, so the preflight must refuse.
@@ -82,7 +96,9 @@ def test_failing_doctor_stops_the_job_with_exit_3(slurm_cluster, run_cli, home, 
     err = (log_dir / f"nanochat-{job['id']}.err").read_text()
     assert st["JobState"] == "FAILED" and st["ExitCode"] == "3:0", out + err
     assert "preflight failed (nanochat doctor exit 3)" in err and "no GPU time was spent" in err
-    assert "8 CUDA GPUs per node" in out and "this machine has 0" in out and "train base" not in out.split("preflight failed")[0].split(
+    gpus = table_cell(out, "gpus", 2)
+    assert "8 CUDA GPUs per node" in gpus and "this machine has 0" in gpus, out
+    assert "train base" not in out.split("preflight failed")[0].split(
         "nanochat doctor")[-1]
     assert "base: nanochat" not in out  # no phase was launched
     mail = (slurm_cluster / "mail.log").read_text()
@@ -176,8 +192,10 @@ PIPELINE = {**TINY, "NANOCHAT_TOKENIZER__KIND": "bpe", "NANOCHAT_TOKENIZER__VOCA
             "NANOCHAT_TOKENIZER__TRAIN_CHARS": "20000", "NANOCHAT_TRAIN__NUM_ITERATIONS": "4",
             "NANOCHAT_MID__NUM_ITERATIONS": "2", "NANOCHAT_MID__EVAL_TOKENS": "128", "NANOCHAT_SFT__NUM_ITERATIONS": "2",
             "NANOCHAT_SFT__DEVICE_BATCH_SIZE": "2", "NANOCHAT_SFT__EXAMPLES_PER_STEP": "4",
-            "NANOCHAT_SFT__EVAL_STEPS": "1", "NANOCHAT_EVAL__BPB_TOKENS": "128", "NANOCHAT_EVAL__CHAT_MAX_PROBLEMS": "2",
-            "NANOCHAT_EVAL__CHAT_MAX_TOKENS": "8"}
+            "NANOCHAT_SFT__EVAL_STEPS": "1", "NANOCHAT_EVAL__BPB_TOKENS": "128", "NANOCHAT_EVAL__CHAT_MAX_PROBLEMS": "6",
+            # long enough (a few seconds per model) that a USR2 sent when eval-mid starts lands inside it
+            "NANOCHAT_EVAL__CHAT_MAX_TOKENS": "48",
+            "NANOCHAT_RL__NUM_ITERATIONS": "2", "NANOCHAT_RL__EVAL_PROBLEMS": "2", "NANOCHAT_RL__MAX_NEW_TOKENS": "16"}
 
 
 @pytest.mark.slow
@@ -206,19 +224,19 @@ def test_the_job_runs_the_whole_pipeline_and_a_usr2_in_an_eval_step_requeues_it(
     out, err = out_file.read_text(), err_file.read_text()
     assert st["JobState"] == "COMPLETED" and st["Restarts"] == "1", (out + err)[-4000:]
     first, second = out.split("restart=1]", 1)
-    for step in ("canary", "tokenizer", "tokenizer-eval", "base", "mid", "sft", "eval-base"):
+    for step in ("canary", "tokenizer", "tokenizer-eval", "base", "mid", "sft", "rl", "eval-base"):
         assert f"] {step}: finished" in first, step
         assert f"{step}: already done for run pipeline; skipped" in second, step
     assert "USR2: time limit or preemption is near" in first and "eval-mid: finished" not in first
     assert "eval-mid: restarted after a requeue: nanochat eval chat -i mid --run pipeline" in second
-    for step in ("eval-mid", "eval-sft", "report"):
+    for step in ("eval-mid", "eval-sft", "eval-rl", "report"):
         assert f"] {step}: finished" in second, step
     assert "all steps finished" in second
     # the canary trained on both nodes (its report, from rank 0)
     assert re.search(r"canary: 20 steps of d1 .* on 2 × \S+ \(gloo\)", first) and "ranks agree yes" in first
     assert "resume      equal" in first and "(falls)" in first
     manifest = json.loads((home / "runs" / "pipeline" / "manifest.json").read_text())
-    assert {manifest["phases"][p]["status"] for p in ("base", "mid", "sft")} == {"done"}
-    assert {"base_bpb", "mid_chat", "sft_chat"} <= set(manifest["evals"])
+    assert {manifest["phases"][p]["status"] for p in ("base", "mid", "sft", "rl")} == {"done"}
+    assert {"base_bpb", "mid_chat", "sft_chat", "rl_chat"} <= set(manifest["evals"])
     assert (home / "runs" / "pipeline" / "report.md").is_file()
     assert list((home / "tokenizers").glob("*/tokenizer.json"))  # trained by the job's tokenizer step

@@ -133,7 +133,8 @@ def test_gpu_dry_run_shows_the_torchrun_stages_and_a_real_run_refuses_without_gp
 
 # SMALL for 2 processes: every batch splits over 2 ranks.
 SMALL2 = (SMALL.replace("total_batch_size = 256", "total_batch_size = 512").replace("examples_per_step = 4", "examples_per_step = 8")
-          .replace("eval_tokens = 256", "eval_tokens = 512").replace("bpb_tokens = 256", "bpb_tokens = 512"))
+          .replace("eval_tokens = 256", "eval_tokens = 512").replace("bpb_tokens = 256", "bpb_tokens = 512")
+          .replace("problems_per_step = 1", "problems_per_step = 2"))
 
 
 @pytest.mark.slow
@@ -146,7 +147,7 @@ def test_two_process_speedrun_launched_and_under_torchrun(run_cli, home, tmp_pat
     cfg.write_text(SMALL2.format(base=2))
     r = run_cli("speedrun", "--nproc", "2", "--config", str(cfg), "--run", "launched", netns=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "chat:   nanochat chat -i sft --run launched" in r.stdout and "Error" not in r.stderr
+    assert "chat:   nanochat chat -i rl --run launched" in r.stdout and "Error" not in r.stderr
     rec = json.loads((home / "runs" / "launched" / "speedrun.json").read_text())["stages"]
     assert all(v["status"] == "done" for v in rec.values()), rec
     assert rec["base"]["result"]["step"] == 2 and rec["eval"]["result"]["mid_chat"]["step"] == 2
@@ -159,7 +160,7 @@ def test_two_process_speedrun_launched_and_under_torchrun(run_cli, home, tmp_pat
     t = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=cli_env({"NANOCHAT_HOME": str(home)}))
     assert t.returncode == 0, t.stderr[-3000:]
     result = json.loads(t.stdout)  # one document: rank 0's
-    assert result["status"] == "done" and result["chat_command"] == "nanochat chat -i sft --run under-torchrun"
+    assert result["status"] == "done" and result["chat_command"] == "nanochat chat -i rl --run under-torchrun"
     assert result["stages"]["tokenizer"]["result"]["train"]["kept"] is True  # the default from the first run
     meta = json.loads((home / "runs" / "under-torchrun" / "checkpoints" / "base" / "step_000002" /
                        "meta.json").read_text())

@@ -136,7 +136,7 @@ def run_canary(cfg, depth: int | None = None, steps: int = CANARY_STEPS) -> dict
                                             "rng": dist.gather_objects(ck.rng_state())},
                                            rank=info.rank, world_size=info.world_size, barrier=dist.barrier)
                 t_timed += time.time() - t_save  # the save is not training time
-            losses.append(train_step(state, step)[0])
+            losses.append(train_step(state, step).loss)
         _sync(device)
         timed_steps = steps - TIMED_FROM
         seconds = time.time() - t_timed
@@ -192,7 +192,7 @@ def _replay(state, saved: Path | None, info, device) -> list[float]:
         opt.load_state_dict(saved_state)
     state.data.train.load_state_dict(loaded.meta["loader"][info.rank])
     ck.set_rng_state(loaded.meta["rng"][info.rank])
-    return [train_step(state, SAVE_AT + i)[0] for i in range(2)]
+    return [train_step(state, SAVE_AT + i).loss for i in range(2)]
 
 
 def _sync(device) -> None:
