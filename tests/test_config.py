@@ -42,7 +42,7 @@ def test_precedence_each_level(tmp_path):
     env = {"NANOCHAT_MODEL__SEQ_LEN": "64", "NANOCHAT_TRAIN__SEED": "2"}
     r = load_config(profile="cpu-small", config_file=f, flags={"train.seed": 3}, environ=env)
     c = r.config
-    assert c.model.aspect_ratio == 64 and r.source_of("model.aspect_ratio") == "profile"   # profile over default
+    assert c.model.aspect_ratio == 48 and r.source_of("model.aspect_ratio") == "profile"   # profile over default
     assert c.model.depth == 5 and r.source_of("model.depth") == "file"                     # file over profile
     assert c.model.seq_len == 64 and r.source_of("model.seq_len") == "env"                 # env over file
     assert c.train.seed == 3 and r.source_of("train.seed") == "flag"                       # flag over env

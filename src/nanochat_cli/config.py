@@ -186,10 +186,11 @@ class MidConfig(Section):
     """Midtraining (`nanochat train mid`): conversations packed into full rows, every token learned.
     Defaults are nanochat's mid_train numbers; unset batch fields inherit [train]."""
 
-    mixture: Literal["packaged", "hub"] = "hub"
+    mixture: Literal["packaged", "skills", "hub"] = "hub"
     """Training data: `hub` = nanochat's mixture (SmolTalk, MMLU auxiliary_train, GSM8K, spelling; needs
     `nanochat data fetch mid`), `packaged` = data shipped in PyPI packages (chitchat, generated arithmetic,
-    multiple choice and spelling; no network)."""
+    multiple choice and spelling; no network), `skills` = the packaged data weighted toward the calculator
+    skills, arithmetic and letter counting (cpu-small; docs/explanation/cpu-small-skills.md)."""
     num_iterations: int = Field(-1, ge=-1)
     """Optimizer steps; -1 = one pass over the mixture (estimated from the mean conversation length)."""
     device_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH)
@@ -212,9 +213,10 @@ class SftConfig(Section):
     """Supervised fine-tuning (`nanochat train sft`): one conversation per row, padded to seq_len, loss on
     assistant tokens only. Defaults are nanochat's chat_sft numbers."""
 
-    mixture: Literal["packaged", "hub"] = "hub"
+    mixture: Literal["packaged", "skills", "hub"] = "hub"
     """Training data: `hub` = nanochat's SFT mixture (ARC, GSM8K, SmolTalk, spelling; needs
-    `nanochat data fetch sft`), `packaged` = data shipped in PyPI packages (no network)."""
+    `nanochat data fetch sft`), `packaged` = data shipped in PyPI packages (no network), `skills` = the
+    packaged data weighted toward arithmetic and letter counting (cpu-small)."""
     epochs: int = Field(1, ge=1)
     """Passes over the mixture when num_iterations is -1."""
     num_iterations: int = Field(-1, ge=-1)

@@ -105,3 +105,22 @@ def test_hub_mixtures_need_only_what_data_fetch_fetches():
         used = {p.dataset for split in ("train", "val") for p in mixture_parts(cfg, phase, split) if p.dataset}
         assert used == {tuple(d) for d in hub.REQUIRED[phase]}, phase
         assert "words" in hub.FILES[phase]
+
+
+def test_skills_mixture_builds_weighted_toward_the_calculator_skills():
+    """cpu-small's `skills` mixture: every part builds offline, most conversations are arithmetic and
+    spelling (train split only), and validation is the packaged one."""
+    from nanochat_cli.config import Config
+    from nanochat_cli.tasks.mixtures import SKILLS, mixture_parts
+
+    cfg = Config(mid={"mixture": "skills"}, sft={"mixture": "skills"})
+    for phase in ("mid", "sft"):
+        tasks = [p.build() for p in mixture_parts(cfg, phase, "train")]
+        sizes = {t.name: len(t) for t in tasks}
+        assert sizes == SKILLS[phase]
+        assert all(getattr(t, "split", "train") == "train" for t in tasks)
+        skill = sizes["arithmetic"] + sizes["spellingbee"] + sizes["simplespelling"]
+        assert skill >= 0.7 * sum(sizes.values()), sizes
+        val = [p.label for p in mixture_parts(cfg, phase, "val")]
+        assert val == [p.label for p in mixture_parts(Config(mid={"mixture": "packaged"},
+                                                             sft={"mixture": "packaged"}), phase, "val")]

@@ -7,7 +7,8 @@ hub @ nanochat 10231df: mid = SmolTalk train 460K + MMLU auxiliary_train 100K + 
 SimpleSpelling 200K + SpellingBee 80K; SFT = ARC-Easy + ARC-Challenge train, GSM8K, SmolTalk[:10K],
 300 + 300 spelling. nanochat's identity conversations (a 1,000-line jsonl on its S3) are left out.
 packaged (ours): chitchat small talk + generated arithmetic with calculator calls + generated multiple
-choice + spelling from english-words web2, ~16K mid / ~5.6K SFT conversations (a few minutes of CPU).
+choice + spelling from english-words web2, ~16K mid / ~5.6K SFT conversations (a few minutes of CPU);
+skills (ours, cpu-small): the same sources weighted toward arithmetic and letter counting (`SKILLS`).
 """
 
 from __future__ import annotations
@@ -96,9 +97,37 @@ def _packaged_parts(phase: str, split: str) -> list[Part]:
             Part("SpellingBee 300 (english-words web2)", lambda: SpellingBee(web2_words(), 300))]
 
 
+# `skills` (cpu-small): conversations per task. Most of the budget goes to what the held-out evals and RL
+# measure — arithmetic with calculator calls and SpellingBee's letter counts — plus SimpleSpelling, which
+# teaches copying and spelling words cheaply (~39 tokens a conversation against SpellingBee's ~204); a little
+# chat and multiple choice keep the format. Arithmetic is learned in ~1 M mid tokens, spelling needs more, so
+# ~80% of mid's tokens are spelling. Measured in docs/explanation/cpu-small-skills.md.
+SKILLS = {"mid": {"arithmetic": 2500, "spellingbee": 6000, "simplespelling": 8000, "chitchat": 300, "quiz": 500},
+          "sft": {"arithmetic": 800, "spellingbee": 1500, "simplespelling": 300, "chitchat": 300, "quiz": 300}}
+
+
+def _skills_parts(phase: str, split: str) -> list[Part]:
+    from nanochat_cli.tasks.arithmetic import Arithmetic
+    from nanochat_cli.tasks.chitchat import ChitChat
+    from nanochat_cli.tasks.quiz import Quiz
+    from nanochat_cli.tasks.sources import web2_words
+    from nanochat_cli.tasks.spelling import SimpleSpelling, SpellingBee
+
+    if split == "val":
+        return _packaged_parts(phase, split)
+    n = SKILLS[phase]
+    build = {"arithmetic": lambda k: Arithmetic(k), "spellingbee": lambda k: SpellingBee(web2_words(), k),
+             "simplespelling": lambda k: SimpleSpelling(web2_words(), k), "chitchat": lambda k: ChitChat("train", stop=k),
+             "quiz": lambda k: Quiz(k)}
+    return [Part(f"{name} {k:,}" + (" (english-words web2)" if "spell" in name else ""),
+                 lambda name=name, k=k: build[name](k)) for name, k in n.items()]
+
+
 def mixture_parts(cfg, phase: str, split: str) -> list[Part]:
     """The parts of `phase`'s ("mid"|"sft") `split` ("train"|"val") mixture under the configured choice."""
     if phase not in ("mid", "sft") or split not in ("train", "val"):
         raise ValueError(f"no mixture for phase {phase!r} split {split!r}")
     choice = getattr(cfg, phase).mixture
-    return _hub_parts(cfg, phase, split) if choice == "hub" else _packaged_parts(phase, split)
+    if choice == "hub":
+        return _hub_parts(cfg, phase, split)
+    return _skills_parts(phase, split) if choice == "skills" else _packaged_parts(phase, split)
