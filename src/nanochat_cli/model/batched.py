@@ -20,30 +20,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nanochat_cli.model.gpt import GPT, norm
+from nanochat_cli.model.gpt import GPT, KVCache, norm
 
 LENGTH_BUCKET = 64  # attention length granularity; the probe checks that rounding up to it is exact
 PROBE_POSITIONS = 256  # the probe fills this many cache positions (enough to cross several buckets)
 
 
-class _SlotCache:
-    """The KVCache interface (`pos`, `insert`) over one slot of the shared cache, so the model's own forward
-    prefills straight into the slot."""
+class _SlotCache(KVCache):
+    """A KVCache over one slot of the shared cache (views, not its own tensors), so the model's own forward
+    prefills straight into the slot; `insert` is KVCache's."""
 
-    def __init__(self, k: torch.Tensor, v: torch.Tensor):
+    def __init__(self, k: torch.Tensor, v: torch.Tensor):  # not KVCache.__init__: that allocates new tensors
         self.k, self.v = k, v  # (n_layer, 1, n_kv_head, seq_len, head_dim) views
-        self.n_layer, self.seq_len = k.size(0), k.size(3)
+        self.n_layer, self.seq_len, self.batch_size = k.size(0), k.size(3), k.size(1)
         self.pos = 0
-
-    def insert(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self.pos + k.size(2)
-        if end > self.seq_len:
-            raise ValueError(f"KV cache full: {end} positions needed, {self.seq_len} allocated")
-        self.k[layer, :, :, self.pos:end] = k
-        self.v[layer, :, :, self.pos:end] = v
-        if layer == self.n_layer - 1:
-            self.pos = end
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
 
 class BatchedDecoder:
