@@ -18,7 +18,7 @@ from typing import Any
 
 from nanochat_cli.errors import UsageError
 from nanochat_cli.hardware import GPU_DOLLARS_PER_HOUR, profile_gpu, usable_cpus
-from nanochat_cli.paths import Paths, atomic_write_bytes, atomic_write_text
+from nanochat_cli.paths import Paths, atomic_write_text
 
 PHASE_ORDER = ("base", "mid", "sft")  # the language-model phases: loss/bpb curves and tokens seen
 
@@ -203,12 +203,12 @@ def _curves(metrics: list[dict]) -> dict[str, dict[str, list]]:
 
 def plot_curves(curves: dict, run_dir: Path) -> dict[str, str]:
     """Write loss.png and bpb.png (matplotlib, Agg backend) for curves with data; returns file names."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from nanochat_cli.report_skills import save_png
 
     written = {}
     for key, fname, ylabel in (("loss", "loss.png", "train loss"), ("val_bpb", "bpb.png", "validation bits per byte")):
@@ -228,11 +228,7 @@ def plot_curves(curves: dict, run_dir: Path) -> dict[str, str]:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-        atomic_write_bytes(run_dir / fname, buf.getvalue())
+        save_png(fig, run_dir / fname)
         written[key] = fname
     return written
 

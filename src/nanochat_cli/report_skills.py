@@ -108,14 +108,10 @@ def plot_rl(curve: list[dict], run_dir: Path) -> str | None:
     """rl.png: pass@1 (and pass@k) against the RL step; returns its file name, or None without a curve."""
     if len(curve) < 1:
         return None
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from nanochat_cli.paths import atomic_write_bytes
 
     keys = sorted({k for r in curve for k in r if k.startswith("pass@")}, key=lambda k: int(k[5:]))
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
@@ -127,9 +123,20 @@ def plot_rl(curve: list[dict], run_dir: Path) -> str | None:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend()
+    save_png(fig, run_dir / "rl.png")
+    return "rl.png"
+
+
+def save_png(fig, path: Path) -> None:
+    """Lay out `fig`, write it as a PNG atomically (a reader never sees half an image) and free it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from nanochat_cli.paths import atomic_write_bytes
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    atomic_write_bytes(run_dir / "rl.png", buf.getvalue())
-    return "rl.png"
+    atomic_write_bytes(path, buf.getvalue())
