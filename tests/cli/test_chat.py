@@ -162,3 +162,20 @@ def test_bytes_that_are_not_utf8_become_replacement_characters(run_cli, home):
     session = _session("sft")
     session.reply(os.fsdecode(b"\xff\xfe hi"))
     assert session.messages[0]["content"] == "\ufffd\ufffd hi"
+
+
+def test_a_turn_token_sampled_mid_reply_ends_the_reply():
+    """Seen after a cpu-tiny speedrun: the reply printed `<|user_end|><|assistant_start|>` and a made-up next
+    turn. A turn token ends the reply like <|assistant_end|>, and the history keeps only the reply."""
+    from nanochat_cli.chat_session import ChatSession
+    from nanochat_cli.model.engine import GenerationConfig
+    from nanochat_cli.model.inference import LoadedModel
+    from tests.serve.conftest import scripted_model
+
+    model, tok = scripted_model(seq_len=256, turn_break=True)
+    session = ChatSession(LoadedModel(model, tok, {}, 1, "x", "sft"), GenerationConfig(max_tokens=60, temperature=0))
+    shown: list[str] = []
+    answer = session.reply("hi", on_text=shown.append)
+    assert answer == "<script><|python_start|>6*7<|python_end|><|output_start|>42<|output_end|> la"
+    assert "".join(shown) == answer and not session.stopped_at_context
+    assert session.messages[-1] == {"role": "assistant", "content": answer}

@@ -72,7 +72,8 @@ def test_directory_has_transformers_files_and_config(exported, ours):
     assert config["model_type"] == "nanochat" and config["architectures"] == ["NanoChatForCausalLM"]
     assert config["vocab_size"] == 700 and config["num_key_value_heads"] == 2 and config["head_dim"] == 16
     assert config["rms_norm_eps"] == 1.1920928955078125e-07 and config["final_logit_softcapping"] == 10.0
-    assert config["eos_token_id"] == [tok.special_id("<|assistant_end|>"), tok.bos_id]
+    assert config["eos_token_id"] == [tok.special_id(n) for n in ("<|assistant_end|>", "<|bos|>", "<|user_start|>",
+                                                                  "<|user_end|>", "<|assistant_start|>")]
     assert config["pad_token_id"] is None and config["tie_word_embeddings"] is False
     gen = json.loads((out / "generation_config.json").read_text())
     assert gen["pad_token_id"] == tok.bos_id

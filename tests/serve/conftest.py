@@ -43,7 +43,9 @@ def random_model(seq_len: int = 256, seed: int = 0):
     return model.eval(), tok
 
 
-def scripted_model(seq_len: int = 2048):
+def scripted_model(seq_len: int = 2048, turn_break: bool = False):
+    """turn_break: after the first " la" the model samples `<|user_end|>` and goes on as a new turn (what a
+    small trained model sometimes does); a reply must end there."""
     import torch
 
     from nanochat_cli.model.gpt import GPT, GPTConfig
@@ -56,6 +58,8 @@ def scripted_model(seq_len: int = 2048):
     # after the forced <|output_start|>42<|output_end|>, then a loop " la la la ..."
     successor[sid("<|output_end|>")] = ord(" ")
     successor.update({ord(" "): ord("l"), ord("l"): ord("a"), ord("a"): ord(" ")})
+    if turn_break:
+        successor.update({ord("a"): sid("<|user_end|>"), sid("<|user_end|>"): sid("<|assistant_start|>")})
     width = 320  # ≥ vocab (265): one embedding dimension per token
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=width, n_head=5, n_kv_head=5, seq_len=seq_len))
     with torch.no_grad():

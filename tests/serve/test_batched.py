@@ -182,3 +182,23 @@ def test_calculator_runs_in_the_server_and_the_reply_shows_call_and_result():
         assert res.finish_reason == "length" and res.completion_tokens == 40
     finally:
         s.stop()
+
+
+def test_a_turn_token_sampled_mid_reply_ends_the_reply():
+    """A model that samples `<|user_end|><|assistant_start|>` mid-reply has ended its turn: the reply stops
+    there (finish_reason stop) instead of carrying the tokens and a made-up next turn as text."""
+    model, tok = scripted_model(seq_len=256, turn_break=True)
+    events: queue.Queue = queue.Queue()
+    s = Scheduler(model, tok, max_batch=2, threads=1)
+    s.post = lambda batch: [events.put(e) for e in batch]
+    s.start()
+    try:
+        from nanochat_cli.tokenizer.chat import render_for_completion
+
+        prompt = render_for_completion(tok, {"messages": [{"role": "user", "content": "hi"}]})
+        job = Job(prompt, Sampling(max_tokens=40, temperature=0.0))
+        res = _run(s, events, [job])[id(job)][0]
+        assert res.text == "<script><|python_start|>6*7<|python_end|><|output_start|>42<|output_end|> la"
+        assert res.finish_reason == "stop"
+    finally:
+        s.stop()

@@ -24,15 +24,17 @@ FLOAT32_EPS = 1.1920928955078125e-07  # torch.finfo(torch.float32).eps: F.rms_no
 ARCHITECTURE = "NanoChatForCausalLM"
 
 
-def special_ids(tokenizer) -> dict[str, int]:
-    return {"bos": tokenizer.bos_id, "assistant_end": tokenizer.special_id("<|assistant_end|>")}
+def stop_ids(tokenizer) -> list[int]:
+    """eos_token_id: where our engine ends a reply (<|assistant_end|> first, then <|bos|> and the turn tokens)."""
+    from nanochat_cli.tokenizer.special import REPLY_STOP_TOKENS
+
+    return [tokenizer.special_id(name) for name in REPLY_STOP_TOKENS]
 
 
 def to_hf_config(c, tokenizer, dtype: str = "float32") -> dict[str, Any]:
     """config.json for a GPTConfig `c` (its tokenizer gives the special ids)."""
     from nanochat_cli.model.gpt import ROTARY_BASE
 
-    ids = special_ids(tokenizer)
     return {
         "architectures": [ARCHITECTURE],
         "model_type": "nanochat",
@@ -53,19 +55,18 @@ def to_hf_config(c, tokenizer, dtype: str = "float32") -> dict[str, Any]:
         "tie_word_embeddings": False,
         "initializer_range": 0.02,
         "use_cache": True,
-        # Our engine stops on either; pad_token_id stays null here: transformers would make a real token's
-        # embedding row a frozen zero-gradient `padding_idx` for anyone fine-tuning the export.
-        "bos_token_id": ids["bos"],
-        "eos_token_id": [ids["assistant_end"], ids["bos"]],
+        # Generation stops where our engine does; pad_token_id stays null here: transformers would make a real
+        # token's embedding row a frozen zero-gradient `padding_idx` for anyone fine-tuning the export.
+        "bos_token_id": tokenizer.bos_id,
+        "eos_token_id": stop_ids(tokenizer),
         "pad_token_id": None,
         "dtype": dtype,
     }
 
 
 def generation_config(tokenizer) -> dict[str, Any]:
-    ids = special_ids(tokenizer)
-    return {"bos_token_id": ids["bos"], "eos_token_id": [ids["assistant_end"], ids["bos"]],
-            "pad_token_id": ids["bos"], "do_sample": False}
+    return {"bos_token_id": tokenizer.bos_id, "eos_token_id": stop_ids(tokenizer),
+            "pad_token_id": tokenizer.bos_id, "do_sample": False}
 
 
 def exportable_problem(meta: dict) -> str | None:

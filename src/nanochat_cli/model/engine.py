@@ -16,6 +16,7 @@ import torch
 
 from nanochat_cli.model.calculator import calculate
 from nanochat_cli.model.gpt import GPT, KVCache
+from nanochat_cli.tokenizer.special import TOOL_TOKENS, reply_stop_ids, special_ids
 
 
 @dataclass
@@ -43,14 +44,8 @@ class Engine:
     def __init__(self, model: GPT, tokenizer):
         self.model = model
         self.tokenizer = tokenizer
-        self._special = {}
-        for name in ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>",
-                     "<|assistant_end|>", "<|bos|>"):
-            try:
-                self._special[name] = tokenizer.special_id(name)
-            except (KeyError, ValueError):
-                pass
-        self.stop_ids = {self._special[n] for n in ("<|assistant_end|>", "<|bos|>") if n in self._special}
+        self._special = special_ids(tokenizer, TOOL_TOKENS)
+        self.stop_ids = reply_stop_ids(tokenizer)
 
     @property
     def device(self):

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from nanochat_cli.model.calculator import calculate
 from nanochat_cli.serve.text import TextStream, token_bytes_of
+from nanochat_cli.tokenizer.special import TOOL_TOKENS, reply_stop_ids, special_ids
 
 
 class QueueFull(Exception):
@@ -113,15 +114,8 @@ class Scheduler:
         self.post: Callable[[list], None] = lambda events: None
         self._log = log
         self._bytes = token_bytes_of(tokenizer)
-        special = {}
-        for name in ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>",
-                     "<|assistant_end|>", "<|bos|>"):
-            try:
-                special[name] = tokenizer.special_id(name)
-            except (KeyError, ValueError):
-                pass
-        self._special = special
-        self.stop_ids = {special[n] for n in ("<|assistant_end|>", "<|bos|>") if n in special}
+        self._special = special_ids(tokenizer, TOOL_TOKENS)
+        self.stop_ids = reply_stop_ids(tokenizer)
         self._pending: deque[Job] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
