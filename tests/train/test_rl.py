@@ -104,6 +104,66 @@ def test_problem_stream_state_round_trips_and_ranks_take_turns():
     assert [next(b) for _ in range(4)] == ahead  # same problems, same sampling seeds
 
 
+class _Rewarded:
+    """A one-problem task whose reward is a fixed rule of the completion text."""
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        return {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+
+    def evaluate(self, conversation, completion):
+        return int(self.rule(completion))
+
+
+def _one_rl_step(rule, forwards: list) -> dict:
+    """One rl_step of a byte-level model on `_Rewarded(rule)`; `forwards` collects the training forward passes.
+    Returns how much each parameter moved."""
+    from types import SimpleNamespace
+
+    from nanochat_cli.config import Config
+    from nanochat_cli.model.gpt import GPT
+    from nanochat_cli.train.rl import rl_step
+    from tests.tiny import byte_gpt
+
+    model, tok = byte_gpt(seq_len=64, n_layer=1, n_embd=32, n_head=1, n_kv_head=1, spread=0.5)
+    cfg = Config.model_validate({"rl": {"problems_per_step": 2, "samples_per_problem": 4, "device_batch_size": 2,
+                                        "max_new_tokens": 8}})
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for group in opt.param_groups:
+        group["initial_lr"] = group["lr"]
+
+    class Counting(GPT):  # rl_step calls type(model).forward for its training passes (sampling goes via Engine)
+        def forward(self, *args, **kwargs):
+            if "loss_reduction" in kwargs:
+                forwards.append(1)
+            return super().forward(*args, **kwargs)
+
+    model.__class__ = Counting
+    s = SimpleNamespace(cfg=cfg, info=SimpleNamespace(world_size=1, rank=0), raw_model=model, tokenizer=tok,
+                        data=SimpleNamespace(train=ProblemStream(_Rewarded(rule), 0, 1, seed=3)),
+                        gpt_config=model.config, device=torch.device("cpu"), optimizers=[opt], num_iterations=10)
+    rl_step(s, 0)
+    return {n: float((p.detach() - before[n]).abs().max()) for n, p in model.named_parameters()}
+
+
+def test_rl_step_skips_passes_with_nothing_to_learn_and_learns_from_the_rest():
+    """Samples all rewarded alike have zero advantage, so a zero gradient: the step runs no training pass for
+    them (most problems, once the model is mostly right) and leaves the weights as they were; samples that
+    differ move them."""
+    forwards: list = []
+    moved = _one_rl_step(lambda completion: True, forwards)
+    assert forwards == [] and max(moved.values()) == 0.0
+    forwards = []
+    moved = _one_rl_step(lambda completion: len(completion) % 2 == 0, forwards)
+    assert len(forwards) >= 1 and max(moved.values()) > 0.0
+
+
 # ---------------------------------------------------------------------------------------------------
 # Held-out problems
 

@@ -196,7 +196,7 @@ def rl_step(s, step: int) -> StepStats:
     engine = Engine(s.raw_model, s.tokenizer)
     forward = type(s.raw_model).forward  # the plain model: completions have ragged lengths, nothing to compile
     pad = s.tokenizer.special_id("<|assistant_end|>")
-    loss_sum, rewards_all, lengths, trained = 0.0, [], [], 0
+    loss_sum, rewards_all, lengths, trained, learned = 0.0, [], [], 0, False
     for _ in range(per_rank):
         index, seed = next(s.data.train)
         conversation = task[index]
@@ -209,6 +209,11 @@ def rl_step(s, step: int) -> StepStats:
         rewards_all += rewards
         lengths += [len(c) for c in completions]
         for b in range(0, len(completions), batch):
+            trained += sum(sum(m) for m in masks[b:b + batch])
+            if not any(adv[b:b + batch]):
+                # Every sample as good as the mean (all right or all wrong): its gradient is exactly zero, so
+                # the forward and backward would be wasted — most of them once the model is mostly right.
+                continue
             inputs, targets = _batch(prompt, completions[b:b + batch], masks[b:b + batch], pad, s.device)
             nll = forward(s.raw_model, inputs, targets, loss_reduction="none").view_as(inputs)
             valid = (targets >= 0).to(nll.dtype)
@@ -216,8 +221,8 @@ def rl_step(s, step: int) -> StepStats:
             loss = policy_gradient_loss(-nll, a, valid, passes)
             loss.backward()
             loss_sum += loss.item()
-            trained += int(valid.sum().item())
-    if not rewards_all:  # every problem was skipped: zero gradients, so every rank's optimizer takes part
+            learned = True
+    if not learned:  # nothing to learn on this rank: zero gradients, so every rank's optimizer takes part
         sum((p * 0).sum() for p in s.raw_model.parameters()).backward()
     lrm = apply_schedule(s.optimizers, step, s.num_iterations, s.cfg.train)
     for opt in s.optimizers:
