@@ -238,10 +238,11 @@ class RlConfig(Section):
     final answer (calculator calls executed), advantage = reward − the mean over the problem's samples, a
     policy-gradient loss on the sampled tokens, no KL term. Defaults are nanochat's chat_rl numbers."""
 
-    task: Literal["auto", "gsm8k", "arithmetic"] = "auto"
+    task: Literal["auto", "gsm8k", "arithmetic", "arithmetic-big"] = "auto"
     """Problems to learn from and to evaluate on: `gsm8k` (GSM8K train/test; `nanochat data fetch sft`),
-    `arithmetic` (the packaged word-problem generator, no network; disjoint train/test seeds), or `auto` =
-    gsm8k when sft.mixture is hub, else arithmetic."""
+    `arithmetic` (the packaged word-problem generator, no network; disjoint train/test seeds),
+    `arithmetic-big` (the same problems with numbers up to 400, where mid/SFT's go up to 60: harder to get
+    right, so RL has more to teach), or `auto` = gsm8k when sft.mixture is hub, else arithmetic."""
     num_iterations: int = Field(-1, ge=-1)
     """Optimizer steps; -1 = one pass over the training problems (GSM8K: 7,473; arithmetic: 10,000) in steps
     of problems_per_step."""

@@ -55,6 +55,27 @@ def test_arithmetic_problems_are_correct_and_gradable():
         assert task.evaluate(conv, f"The answer:\n#### {final}") == 1
 
 
+def test_big_numbers_are_the_same_problems_with_bigger_numbers():
+    """numbers="big" keeps each problem's kind, name and noun (same RNG calls) and only widens the ranges; the
+    small problems stay exactly what mid/SFT trained on."""
+    import re
+
+    small, big = Arithmetic(300), Arithmetic(300, numbers="big")
+    assert small[0]["messages"][0]["content"] == (  # as before numbers= existed
+        "Mateo shares 180 trolleys equally among 10 friends. How many trolleys does each friend get?")
+    largest = 0
+    for i in range(300):
+        s_q, b_q = small[i]["messages"][0]["content"], big[i]["messages"][0]["content"]
+        assert re.sub(r"\d+", "N", s_q) == re.sub(r"\d+", "N", b_q)
+        largest = max(largest, *map(int, re.findall(r"\d+", b_q)))
+        parts = big[i]["messages"][1]["content"]
+        final = [p for p in parts if p["type"] == "python_output"][-1]["text"]
+        assert parts[-1]["text"].endswith(f"#### {final}") and big.evaluate(big[i], f"#### {final}") == 1
+    assert 400 < largest <= 150 * 30  # a share total is b × c
+    with pytest.raises(ValueError, match="numbers must be one of"):
+        Arithmetic(3, numbers="huge")
+
+
 def test_quiz_has_one_right_option():
     task = Quiz(300)
     sizes = set()

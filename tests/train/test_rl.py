@@ -18,6 +18,7 @@ import torch
 
 from nanochat_cli.train.rl import (ARITHMETIC_TRAIN_START, ProblemStream, advantages, pass_at_k,
                                    policy_gradient_loss)
+from nanochat_cli.tasks.arithmetic import NUMBER_RANGES
 from tests.conftest import cli_env
 
 
@@ -172,8 +173,9 @@ def _prompts(task, indices) -> set[str]:
 
 
 def test_held_out_problems_never_appear_in_training():
-    """cpu-small's held-out arithmetic (the RL evaluation and `eval chat -a arithmetic`) and spelling problems
-    against every training problem of the profile: mid and SFT mixtures and the whole RL stream."""
+    """cpu-small's held-out arithmetic (the RL evaluation, `eval chat -a arithmetic` and `-a arithmetic-big`) and
+    spelling problems against every training problem of the profile: mid and SFT mixtures and the whole RL
+    stream (big numbers there)."""
     from nanochat_cli.config_sources import load_config
     from nanochat_cli.tasks.mixtures import mixture_parts
     from nanochat_cli.train.rl import build_tasks
@@ -181,10 +183,16 @@ def test_held_out_problems_never_appear_in_training():
     cfg = load_config("cpu-small", environ={}).config
     rl_train, rl_test = build_tasks(cfg)
     assert rl_train.split == "train" and rl_test.split == "test" and rl_train.start == ARITHMETIC_TRAIN_START
+    assert cfg.rl.task == "arithmetic-big" and rl_train.ranges == rl_test.ranges == NUMBER_RANGES["big"]
     steps = cfg.rl.num_iterations if cfg.rl.num_iterations > 0 else len(rl_train) // cfg.rl.problems_per_step
     used = min(len(rl_train), steps * cfg.rl.problems_per_step)
     training = _prompts(rl_train, range(used))
-    held_out_arith = _prompts(rl_test, range(max(cfg.rl.eval_problems, 500)))
+    from nanochat_cli.eval.chat_eval import build_task
+
+    # RL's evaluation, and `eval chat -a arithmetic` / `-a arithmetic-big` (the speedrun's table)
+    held_out_arith = (_prompts(rl_test, range(cfg.rl.eval_problems))
+                      | _prompts(build_task(cfg, "arithmetic"), range(500))
+                      | _prompts(build_task(cfg, "arithmetic-big"), range(500)))
     spelling_test = None
     for phase in ("mid", "sft"):
         for part in mixture_parts(cfg, phase, "train"):

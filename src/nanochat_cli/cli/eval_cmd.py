@@ -102,7 +102,8 @@ def chat(ctx: typer.Context,
          source: Annotated[Optional[str], typer.Option("-i", "--source", help="mid, sft or rl (chat.source)")] = None,
          task: Annotated[Optional[str], typer.Option(
              "-a", "--task", help="One task (default: the whole suite): ARC-Easy, ARC-Challenge, MMLU, GSM8K, "
-                                  "HumanEval, SpellingBee; mini-suite: quiz, arithmetic, spellingbee, humaneval.")] = None,
+                                  "HumanEval, SpellingBee; mini-suite: quiz, arithmetic, spellingbee, humaneval; "
+                                  "also arithmetic-big (numbers up to 400).")] = None,
          max_problems: Annotated[Optional[int], typer.Option(
              "--max-problems", help="Problems per task, -1 = all (eval.chat_max_problems).")] = None,
          suite: Annotated[Optional[str], typer.Option(

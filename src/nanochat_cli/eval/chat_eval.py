@@ -20,8 +20,11 @@ from nanochat_cli.errors import UsageError
 
 CHATCORE_TASKS = ("ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee")
 MINI_TASKS = ("quiz", "arithmetic", "spellingbee", "humaneval")
+# Offline tasks outside the mini-suite's score: arithmetic with numbers up to 400 (cpu-small's RL task), so
+# `eval chat -a arithmetic-big` scores every model on it the way the speedrun's table does.
+EXTRA_TASKS = ("arithmetic-big",)
 BASELINES = {"ARC-Easy": 0.25, "ARC-Challenge": 0.25, "MMLU": 0.25, "GSM8K": 0.0, "HumanEval": 0.0,
-             "SpellingBee": 0.0, "arithmetic": 0.0, "spellingbee": 0.0, "humaneval": 0.0}
+             "SpellingBee": 0.0, "arithmetic": 0.0, "spellingbee": 0.0, "humaneval": 0.0, "arithmetic-big": 0.0}
 SUITE_NAMES = {"chatcore": "ChatCORE", "mini": "mini-suite score"}
 
 
@@ -31,17 +34,18 @@ def resolve_suite(cfg, task: str | None = None) -> str:
     if task is not None:
         if task in CHATCORE_TASKS:
             return "chatcore"
-        if task in MINI_TASKS:
+        if task in MINI_TASKS or task in EXTRA_TASKS:
             return "mini"
         raise UsageError(f"unknown chat eval task {task!r}",
-                         f"use one of {', '.join(CHATCORE_TASKS)} (ChatCORE) or {', '.join(MINI_TASKS)} (mini-suite)")
+                         f"use one of {', '.join(CHATCORE_TASKS)} (ChatCORE), {', '.join(MINI_TASKS)} (mini-suite) "
+                         f"or {', '.join(EXTRA_TASKS)}")
     if cfg.eval.chat_suite != "auto":
         return cfg.eval.chat_suite
     return "chatcore" if cfg.sft.mixture == "hub" else "mini"
 
 
 def build_task(cfg, name: str):
-    """The test-split task `name` (one of CHATCORE_TASKS or MINI_TASKS)."""
+    """The test-split task `name` (one of CHATCORE_TASKS, MINI_TASKS or EXTRA_TASKS)."""
     from nanochat_cli.eval.humaneval import HumanEval
 
     if name in ("ARC-Easy", "ARC-Challenge"):
@@ -72,6 +76,10 @@ def build_task(cfg, name: str):
         from nanochat_cli.tasks.arithmetic import Arithmetic
 
         return Arithmetic(500, "test")
+    if name == "arithmetic-big":
+        from nanochat_cli.tasks.arithmetic import Arithmetic
+
+        return Arithmetic(500, "test", numbers="big")
     if name == "spellingbee":
         from nanochat_cli.tasks.sources import web2_words
         from nanochat_cli.tasks.spelling import SpellingBee

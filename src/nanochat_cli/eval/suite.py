@@ -3,8 +3,9 @@ model, and chat evals of the mid, SFT and RL models; every number goes to the ru
 top-level "evals" key of its manifest, and is returned.
 
 Which chat suite runs follows sft.mixture (hub → ChatCORE, packaged → mini-suite), so an offline profile
-never needs a download. Problems per task are capped by eval.speedrun_max_problems (cpu-tiny: 5, which
-keeps the stage to a few tens of seconds on 2 cores); the standalone `eval` commands have no such cap.
+never needs a download; when RL trains on `arithmetic-big`, that task is scored for every model too.
+Problems per task are capped by eval.speedrun_max_problems (cpu-tiny: 5, which keeps the stage to a few tens
+of seconds on 2 cores); the standalone `eval` commands have no such cap.
 Base bpb is the training loop's final validation of the same checkpoint when the manifest has it (else
 min(eval.bpb_tokens, train.eval_tokens) tokens: 131K tokens cost ~3 min on a busy 2-core machine).
 A phase without a checkpoint is recorded as skipped with the reason, never silently left out.
@@ -150,6 +151,8 @@ def _eval_chat(cfg, run_id: str, device_name: str, device, info, evals: dict, tr
     cap = cfg.eval.speedrun_max_problems if cfg.eval.speedrun_max_problems >= 0 else cfg.eval.chat_max_problems
     suite = resolve_suite(cfg)
     names = list(CHATCORE_TASKS if suite == "chatcore" else MINI_TASKS)
+    if cfg.rl.task == "arithmetic-big":  # RL's own task (never what `auto` picks), greedy, for every model
+        names.append("arithmetic-big")
     for phase in ("mid", "sft", "rl"):
         if not _has_checkpoint(cfg, run_id, phase):
             evals[f"{phase}_chat"] = {"skipped": f"no {phase} checkpoint"}

@@ -5,6 +5,10 @@ wonderwords (6,787 nouns); each calculation is a `python` part plus its `python_
 engine's calculator returns), and the reply ends with `#### n`, so GSM8K's grader scores it.
 Example i comes from `random.Random(seed + i)` (test split: +10,000,000): no storage, same data
 everywhere. Plurals use three English rules and are sometimes wrong ("analysises"); harmless here.
+
+`numbers="big"` draws the same problems with numbers up to 400 instead of 60 (the same RNG calls, so problem i
+has the same kind, name and noun in both): copying three-digit numbers into the calculator call is what a small
+model gets wrong, so it is the harder task RL learns on in cpu-small (docs/explanation/cpu-small-skills.md).
 """
 
 from __future__ import annotations
@@ -31,14 +35,20 @@ def _calc(expr: str, value: int) -> list[dict[str, str]]:
     return [{"type": "python", "text": expr}, {"type": "python_output", "text": str(value)}]
 
 
+# (a, b, c) ranges: a = first amount, b = second amount or per-box count, c = boxes/friends/packs.
+NUMBER_RANGES = {"small": ((2, 60), (2, 40), (2, 12)), "big": ((2, 400), (2, 150), (2, 30))}
+
+
 class Arithmetic(Task):
     eval_type = "generative"
     name = "arithmetic"
 
-    def __init__(self, size: int, split: str = "train", **kwargs):
+    def __init__(self, size: int, split: str = "train", numbers: str = "small", **kwargs):
         super().__init__(**kwargs)
         split_seed(split, 0)
-        self.size, self.split = size, split
+        if numbers not in NUMBER_RANGES:
+            raise ValueError(f"numbers must be one of {', '.join(NUMBER_RANGES)}, not {numbers!r}")
+        self.size, self.split, self.ranges = size, split, NUMBER_RANGES[numbers]
         self.nouns = tuple(n for n in wonderwords_list("nounlist") if n.isalpha())
 
     def num_examples(self) -> int:
@@ -48,7 +58,7 @@ class Arithmetic(Task):
         rng = random.Random(split_seed(self.split, index))
         name, things = rng.choice(NAMES), plural(rng.choice(self.nouns))
         kind = rng.randrange(5)
-        a, b, c = rng.randint(2, 60), rng.randint(2, 40), rng.randint(2, 12)
+        a, b, c = (rng.randint(lo, hi) for lo, hi in self.ranges)
         if kind == 0:
             q = f"{name} has {a} {things} and gets {b} more. How many {things} does {name} have now?"
             parts = [{"type": "text", "text": f"{name} has {a} and gets {b} more: {a}+{b}="}, *_calc(f"{a}+{b}", a + b),

@@ -64,9 +64,10 @@ def build_tasks(cfg, init_problem: str | None = None):
             else:
                 from nanochat_cli.tasks.arithmetic import Arithmetic
 
-                task = (Arithmetic(ARITHMETIC_TRAIN_START + ARITHMETIC_TRAIN_PROBLEMS, "train",
+                numbers = "big" if which == "arithmetic-big" else "small"
+                task = (Arithmetic(ARITHMETIC_TRAIN_START + ARITHMETIC_TRAIN_PROBLEMS, "train", numbers,
                                    start=ARITHMETIC_TRAIN_START) if split == "train"
-                        else Arithmetic(ARITHMETIC_TEST_PROBLEMS, "test"))
+                        else Arithmetic(ARITHMETIC_TEST_PROBLEMS, "test", numbers))
             task[0]  # builds one problem: a wrong schema fails here  # noqa: B018
             tasks.append(task)
         except (PreflightError, ValueError, KeyError, TypeError, OSError) as e:
