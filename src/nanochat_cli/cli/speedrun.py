@@ -10,7 +10,8 @@ from nanochat_cli.cli.options import (ConfigOpt, DryRunOpt, JsonOpt, NprocOpt, P
                                       command_argv)
 
 EPILOG = ("Examples: `nanochat speedrun` (cpu-tiny: minutes, no network) · `nanochat speedrun --profile cpu-small` "
-          "(about an hour) · `nanochat speedrun --profile h100x8 --dry-run` (plan, time and cost, and the torchrun "
+          "(12–35 minutes: a model that uses its calculator) · `nanochat speedrun --profile h100x8 --dry-run` "
+          "(plan, time and cost, and the torchrun "
           "command of each stage) · `nanochat speedrun --profile h100x8` on an 8-GPU node (training and evals on "
           "all 8 GPUs) · `nanochat speedrun --nproc 2` (2 CPU processes, gloo). "
           "Interrupt it and run it again: finished stages are kept, unfinished ones continue.")
