@@ -43,9 +43,10 @@ def random_model(seq_len: int = 256, seed: int = 0):
     return model.eval(), tok
 
 
-def scripted_model(seq_len: int = 2048, turn_break: bool = False):
+def scripted_model(seq_len: int = 2048, turn_break: bool = False, n_layer: int = 1):
     """turn_break: after the first " la" the model samples `<|user_end|>` and goes on as a new turn (what a
-    small trained model sometimes does); a reply must end there."""
+    small trained model sometimes does); a reply must end there. n_layer: layers past the first are all zero
+    (the residual stream passes through them unchanged): the same replies, only slower to compute."""
     import torch
 
     from nanochat_cli.model.gpt import GPT, GPTConfig
@@ -61,7 +62,7 @@ def scripted_model(seq_len: int = 2048, turn_break: bool = False):
     if turn_break:
         successor.update({ord("a"): sid("<|user_end|>"), sid("<|user_end|>"): sid("<|assistant_start|>")})
     width = 320  # ≥ vocab (265): one embedding dimension per token
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=width, n_head=5, n_kv_head=5, seq_len=seq_len))
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=n_layer, n_embd=width, n_head=5, n_kv_head=5, seq_len=seq_len))
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve-page")
-    model, tok = scripted_model(seq_len=2048)
+    # 8 layers and a 4,096-token context: the stop test's reply of 4,000 tokens takes ~23 s to generate (2-core
+    # AVX512-BF16 EPYC, 2026-12-03), so it is still streaming when the test presses Stop. With 1 layer and 2,000
+    # tokens it took 0.6 s, and under CI load the reply could end before the button was checked.
+    model, tok = scripted_model(seq_len=4096, n_layer=8)
     save_model(home, model, tok)
     s = Server(home)
     yield s
@@ -84,7 +87,7 @@ def test_a_streamed_reply_appears_as_text_with_the_tool_call_drawn_apart(page, s
 
 
 def test_stop_cancels_the_reply_and_new_chat_clears(page, server):
-    _send(page, "sing", 2000)
+    _send(page, "sing", 4000)
     reply = page.locator(".msg.assistant").last
     sync_api.expect(reply).to_contain_text("la la la", timeout=30_000)
     sync_api.expect(page.locator("#send")).to_have_text("Stop")
