@@ -166,8 +166,9 @@ def test_queue_limit_and_cancel_free_the_slots(model_tok):
         s.stop()
 
 
-def test_calculator_runs_in_the_server_and_the_reply_shows_call_and_result():
-    model, tok = scripted_model(seq_len=256)
+def _scripted_reply(turn_break: bool = False):
+    """The scripted model's greedy reply to "hi" (at most 40 tokens), decoded by a real Scheduler."""
+    model, tok = scripted_model(seq_len=256, turn_break=turn_break)
     events: queue.Queue = queue.Queue()
     s = Scheduler(model, tok, max_batch=2, threads=1)
     s.post = lambda batch: [events.put(e) for e in batch]
@@ -177,28 +178,20 @@ def test_calculator_runs_in_the_server_and_the_reply_shows_call_and_result():
 
         prompt = render_for_completion(tok, {"messages": [{"role": "user", "content": "hi"}]})
         job = Job(prompt, Sampling(max_tokens=40, temperature=0.0))
-        res = _run(s, events, [job])[id(job)][0]
-        assert res.text.startswith("<script><|python_start|>6*7<|python_end|><|output_start|>42<|output_end|> la la")
-        assert res.finish_reason == "length" and res.completion_tokens == 40
+        return _run(s, events, [job])[id(job)][0]
     finally:
         s.stop()
+
+
+def test_calculator_runs_in_the_server_and_the_reply_shows_call_and_result():
+    res = _scripted_reply()
+    assert res.text.startswith("<script><|python_start|>6*7<|python_end|><|output_start|>42<|output_end|> la la")
+    assert res.finish_reason == "length" and res.completion_tokens == 40
 
 
 def test_a_turn_token_sampled_mid_reply_ends_the_reply():
     """A model that samples `<|user_end|><|assistant_start|>` mid-reply has ended its turn: the reply stops
     there (finish_reason stop) instead of carrying the tokens and a made-up next turn as text."""
-    model, tok = scripted_model(seq_len=256, turn_break=True)
-    events: queue.Queue = queue.Queue()
-    s = Scheduler(model, tok, max_batch=2, threads=1)
-    s.post = lambda batch: [events.put(e) for e in batch]
-    s.start()
-    try:
-        from nanochat_cli.tokenizer.chat import render_for_completion
-
-        prompt = render_for_completion(tok, {"messages": [{"role": "user", "content": "hi"}]})
-        job = Job(prompt, Sampling(max_tokens=40, temperature=0.0))
-        res = _run(s, events, [job])[id(job)][0]
-        assert res.text == "<script><|python_start|>6*7<|python_end|><|output_start|>42<|output_end|> la"
-        assert res.finish_reason == "stop"
-    finally:
-        s.stop()
+    res = _scripted_reply(turn_break=True)
+    assert res.text == "<script><|python_start|>6*7<|python_end|><|output_start|>42<|output_end|> la"
+    assert res.finish_reason == "stop"

@@ -82,6 +82,16 @@ def wait_done(job_id: str, timeout: float = 120) -> dict[str, str]:
     return wait_for(job_id, lambda st: st.get("JobState") in FINAL_STATES, timeout, "a final state")
 
 
+def preempt_and_wait(job_id: str, requeue_timeout: float, done_timeout: float) -> dict[str, str]:
+    """What a preemption does: USR2 to the batch step, the job requeues itself (Restarts=1, PENDING); start it
+    again in 2 s instead of Slurm's requeue delay, and wait for its final state."""
+    subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], check=True)
+    wait_for(job_id, lambda s: s.get("Restarts") == "1" and s.get("JobState") == "PENDING", requeue_timeout,
+             "the requeue")
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+2"], check=True)
+    return wait_done(job_id, timeout=done_timeout)
+
+
 @pytest.fixture
 def jobs():
     """Job ids a test submitted; any still queued or running are cancelled afterwards."""

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.slurm.conftest import job_state, make_venv, wait_done, wait_for
+from tests.slurm.conftest import job_state, make_venv, preempt_and_wait, wait_done, wait_for
 
 # Each test submits real jobs and waits for them (30 s to a few minutes on two shared cores).
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -165,10 +165,7 @@ def test_real_training_drill_resumes_with_the_same_losses(slurm_cluster, run_cli
         assert job_state(jid).get("JobState") in ("PENDING", "RUNNING"), err_file.read_text()[-3000:]
         assert time.monotonic() < deadline, "training never reached step 3"
         time.sleep(0.5)
-    subprocess.run(["scancel", "--batch", "--signal=USR2", jid], check=True)
-    wait_for(jid, lambda s: s.get("Restarts") == "1" and s.get("JobState") == "PENDING", 120, "the requeue")
-    subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now+2"], check=True)
-    st = wait_done(jid, timeout=300)
+    st = preempt_and_wait(jid, requeue_timeout=120, done_timeout=300)
     out = (home / "runs" / "drill" / "logs" / f"nanochat-{jid}.out").read_text()
     err = err_file.read_text()
     errors = "\n".join(ln for ln in err.splitlines() if ln.startswith("Error: "))  # our one-line errors
@@ -217,10 +214,7 @@ def test_the_job_runs_the_whole_pipeline_and_a_usr2_in_an_eval_step_requeues_it(
         assert st.get("JobState") in ("PENDING", "RUNNING"), (out_file.read_text() + err_file.read_text())[-4000:]
         assert time.monotonic() < deadline, "the job never reached the mid eval"
         time.sleep(0.2)
-    subprocess.run(["scancel", "--batch", "--signal=USR2", jid], check=True)
-    wait_for(jid, lambda s: s.get("Restarts") == "1" and s.get("JobState") == "PENDING", 180, "the requeue")
-    subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now+2"], check=True)
-    st = wait_done(jid, timeout=400)
+    st = preempt_and_wait(jid, requeue_timeout=180, done_timeout=400)
     out, err = out_file.read_text(), err_file.read_text()
     assert st["JobState"] == "COMPLETED" and st["Restarts"] == "1", (out + err)[-4000:]
     first, second = out.split("restart=1]", 1)
