@@ -72,14 +72,10 @@ def build_task(cfg, name: str):
         from nanochat_cli.tasks.quiz import Quiz
 
         return Quiz(500, "test")
-    if name == "arithmetic":
-        from nanochat_cli.tasks.arithmetic import Arithmetic
+    if name in ("arithmetic", "arithmetic-big"):
+        from nanochat_cli.tasks.arithmetic import TASK_NUMBERS, Arithmetic
 
-        return Arithmetic(500, "test")
-    if name == "arithmetic-big":
-        from nanochat_cli.tasks.arithmetic import Arithmetic
-
-        return Arithmetic(500, "test", numbers="big")
+        return Arithmetic(500, "test", numbers=TASK_NUMBERS[name])
     if name == "spellingbee":
         from nanochat_cli.tasks.sources import web2_words
         from nanochat_cli.tasks.spelling import SpellingBee

@@ -37,6 +37,8 @@ def _calc(expr: str, value: int) -> list[dict[str, str]]:
 
 # (a, b, c) ranges: a = first amount, b = second amount or per-box count, c = boxes/friends/packs.
 NUMBER_RANGES = {"small": ((2, 60), (2, 40), (2, 12)), "big": ((2, 400), (2, 150), (2, 30))}
+# The task names (`eval chat -a`, `rl.task`) and the numbers each draws.
+TASK_NUMBERS = {"arithmetic": "small", "arithmetic-big": "big"}
 
 
 class Arithmetic(Task):

@@ -62,9 +62,9 @@ def build_tasks(cfg, init_problem: str | None = None):
 
                 task = GSM8K.from_hub(cfg, split)
             else:
-                from nanochat_cli.tasks.arithmetic import Arithmetic
+                from nanochat_cli.tasks.arithmetic import TASK_NUMBERS, Arithmetic
 
-                numbers = "big" if which == "arithmetic-big" else "small"
+                numbers = TASK_NUMBERS[which]
                 task = (Arithmetic(ARITHMETIC_TRAIN_START + ARITHMETIC_TRAIN_PROBLEMS, "train", numbers,
                                    start=ARITHMETIC_TRAIN_START) if split == "train"
                         else Arithmetic(ARITHMETIC_TEST_PROBLEMS, "test", numbers))
