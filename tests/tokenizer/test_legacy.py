@@ -119,3 +119,23 @@ def test_two_processes_migrating_at_once_migrate_once(tmp_path, ranks):
     assert sum(o[1].count("moved") for o in outs) == 1  # exactly one of them did the move
     assert len(list_tokenizers(Paths(tmp_path))) == 1
     assert len(list(Paths(tmp_path).migrated_tokenizers.iterdir())) == 1
+
+
+def test_old_directory_moved_by_another_process_mid_check_is_not_a_traceback(tmp_path, ranks, monkeypatch):
+    """The race the test above hits now and then: this process reads the old directory before taking the lock,
+    and the process holding it renames the directory into .migrated/ in between. That is "nothing left to
+    migrate here", not an error (the other process has made the version and the default by then)."""
+    import nanochat_cli.tokenizer.legacy as legacy
+
+    write_legacy_tokenizer(tmp_path, ranks)
+    paths = Paths(tmp_path)
+    real_read = legacy.read_files
+
+    def read_then_lose_the_race(directory):
+        files = real_read(directory)
+        directory.rename(tmp_path / "moved-by-the-other-process")
+        return files
+
+    monkeypatch.setattr(legacy, "read_files", read_then_lose_the_race)
+    assert migrate_legacy(paths, notice=lambda m: None) is None
+    assert not paths.legacy_tokenizer.exists() and (tmp_path / "moved-by-the-other-process").is_dir()

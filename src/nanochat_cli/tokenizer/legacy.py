@@ -41,7 +41,12 @@ def _prepare(legacy: Path) -> tuple[dict, bytes]:
         raise PreflightError(f"{legacy / TOKEN_FILE} does not match the sha256 in {META_FILE} (damaged or "
                              "half-written)", "retrain: `nanochat tokenizer train`")
     n_ranks = sum(1 for line in data.splitlines() if line)
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((legacy / TOKEN_FILE).stat().st_mtime))
+    try:
+        mtime = (legacy / TOKEN_FILE).stat().st_mtime
+    except OSError as e:  # gone since read_files: another process holding the lock moved it into .migrated/
+        raise PreflightError(f"{legacy / TOKEN_FILE}: cannot be read ({e.strerror})",
+                             "retrain: `nanochat tokenizer train`") from None
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime))
     extra = {k: v for k, v in old.items() if k not in ("sha256", "pattern", "special_tokens", "vocab_size")}
     meta = new_meta(data, n_ranks, old.get("pattern", SPLIT_PATTERN),
                     {**extra, "created": created, "migrated_from": str(legacy)})
